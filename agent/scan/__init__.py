@@ -1,0 +1,1 @@
+"""Scan stage: open safely, unpack, YARA match in chunks, validate each hit -> ScanResult."""
