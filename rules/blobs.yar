@@ -1,0 +1,49 @@
+// Windows CryptoAPI and CNG private key blobs. Public blobs (PUBLICKEYBLOB, RSA1, ECS1/ECK1...)
+// carry other magics and are not matched.
+
+rule capi_rsa_privatekeyblob
+{
+    meta:
+        validator = "capi_blob"
+        format = "capi-privatekeyblob"
+        severity = "high"
+        description = "CryptoAPI PRIVATEKEYBLOB (BLOBHEADER type 7, RSAPUBKEY RSA2), also without its BLOBHEADER"
+        selftest = "capi_privatekeyblob,capi_privatekeyblob_bare"
+    strings:
+        // BLOBHEADER {PRIVATEKEYBLOB, CUR_BLOB_VERSION, 0, CALG_RSA_KEYX | CALG_RSA_SIGN} + "RSA2"
+        $hdr = { 07 02 00 00 00 ( A4 | 24 ) 00 00 52 53 41 32 }
+        // "RSA2" + bitlen (a multiple of 256 up to 64K bits)
+        $bare = { 52 53 41 32 00 ?? 00 00 }
+    condition:
+        any of them
+}
+
+rule cng_rsa_private_blob
+{
+    meta:
+        validator = "cng_rsa"
+        format = "cng-rsaprivate"
+        severity = "high"
+        description = "CNG BCRYPT_RSAKEY_BLOB with RSAPRIVATE (RSA2) or RSAFULLPRIVATE (RSA3) magic"
+        selftest = "cng_rsaprivate,cng_rsafullprivate"
+    strings:
+        // magic, BitLength, cbPublicExp (1..255), cbModulus, cbPrime1, cbPrime2 (all < 64 KiB)
+        $k = { 52 53 41 ( 32 | 33 ) ?? ?? 00 00 ?? 00 00 00 ?? ?? 00 00 ?? ?? 00 00 ?? ?? 00 00 }
+    condition:
+        $k
+}
+
+rule cng_ecc_private_blob
+{
+    meta:
+        validator = "cng_ecc"
+        format = "cng-eccprivate"
+        severity = "high"
+        description = "CNG BCRYPT_ECCKEY_BLOB with an ECDH/ECDSA private magic (ECK2/4/6, ECS2/4/6, generic)"
+        selftest = "cng_eccprivate"
+    strings:
+        // "ECK"/"ECS" + 2, 4, 6 or V (generic), then cbKey 32, 48 or 66
+        $k = { 45 43 ( 4B | 53 ) ( 32 | 34 | 36 | 56 ) ( 20 | 30 | 42 ) 00 00 00 }
+    condition:
+        $k
+}
