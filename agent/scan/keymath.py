@@ -143,7 +143,10 @@ def private_key_consistent(key: PrivateKeyTypes) -> bool:
     if isinstance(key, dsa.DSAPrivateKey):
         dnums = key.private_numbers()
         params = dnums.public_numbers.parameter_numbers
-        if params.p.bit_length() > 8192:
+        # bound the exponentiation: hostile parameters would cost seconds per hit
+        if params.p.bit_length() > 8192 or params.q.bit_length() > 512:
+            return False
+        if not 0 < dnums.x < params.q:
             return False
         return pow(params.g, dnums.x, params.p) == dnums.public_numbers.y
     return True

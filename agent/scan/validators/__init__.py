@@ -72,7 +72,7 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
 
 # name in a rule's `validator` meta -> function. Keep one line per format.
 VALIDATORS: Mapping[str, Validator] = {
-    "pem": pem.validate,  # armoured text: PKCS#1/#8, SEC1, DSA, OpenSSH, PGP; CRLF, JSON, UTF-16
+    "pem": pem.validate,  # armour: PKCS#1/#8, SEC1, DSA, OpenSSH, PGP (-> pgp.py); CRLF, JSON, UTF-16
     "der": der.validate,  # raw DER: PKCS#1, PKCS#8, SEC1, EncryptedPrivateKeyInfo
     "base64_der": base64der.validate,  # base64 DER without armour
     "capi_blob": blobs.validate_capi,  # CryptoAPI PRIVATEKEYBLOB

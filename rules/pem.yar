@@ -1,0 +1,65 @@
+// Armoured private keys (PEM and OpenPGP). Every hit is proven by the `pem` validator:
+// the armour is decoded and the key inside checked (p*q = n, point on the curve, ...).
+// The ASCII and JSON-escaped rules are disjoint (the character after the dashes decides),
+// so one key in one place is one hit.
+
+rule pem_private_key
+{
+    meta:
+        validator = "pem"
+        format = "pem-pkcs8"
+        severity = "high"
+        description = "PEM private key (PKCS#8, PKCS#1, SEC1, DSA, encrypted PKCS#8, legacy encrypted, OpenSSH), LF or CRLF, plain or indented"
+        selftest = "pem_pkcs8_rsa,pem_pkcs8_ec,pem_pkcs8_ed25519,pem_pkcs1_rsa_crlf,pem_sec1_ec,pem_encrypted_pkcs8,pem_legacy_encrypted_rsa,pem_indented_yaml"
+    strings:
+        $begin = /-----BEGIN (RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----[^\\]/
+    condition:
+        $begin
+}
+
+rule pem_private_key_json_escaped
+{
+    meta:
+        validator = "pem"
+        format = "pem-pkcs8"
+        severity = "high"
+        description = "PEM private key inside a string literal with escaped line ends (GCP service-account JSON, .env, code)"
+        selftest = "pem_json_escaped_gcp"
+    strings:
+        $begin = /-----BEGIN (RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\[rn]/
+    condition:
+        $begin
+}
+
+rule pem_private_key_utf16
+{
+    meta:
+        validator = "pem"
+        format = "pem-pkcs8"
+        severity = "high"
+        description = "PEM private key in UTF-16LE text (Windows files and process memory)"
+        selftest = "pem_utf16le_rsa"
+    strings:
+        $pkcs8 = "-----BEGIN PRIVATE KEY-----" wide
+        $rsa = "-----BEGIN RSA PRIVATE KEY-----" wide
+        $ec = "-----BEGIN EC PRIVATE KEY-----" wide
+        $dsa = "-----BEGIN DSA PRIVATE KEY-----" wide
+        $encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----" wide
+        $openssh = "-----BEGIN OPENSSH PRIVATE KEY-----" wide
+    condition:
+        any of them
+}
+
+rule pgp_private_key_block
+{
+    meta:
+        validator = "pem"
+        format = "pgp-private"
+        severity = "high"
+        description = "OpenPGP secret key block (ASCII armour, plain, escaped or UTF-16LE)"
+        selftest = "pgp_private_rsa,pgp_private_ed25519,pgp_private_encrypted"
+    strings:
+        $begin = "-----BEGIN PGP PRIVATE KEY BLOCK-----" ascii wide
+    condition:
+        $begin
+}

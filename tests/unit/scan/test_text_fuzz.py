@@ -1,0 +1,146 @@
+"""Text validators on hostile input: random or mutated bytes after a real header never raise
+and never claim a validated key (mutations of a real key may still prove it, but never raise)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from functools import cache
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.scan.samples import text as enc
+from agent.scan.validators import VALIDATORS, Hit
+from agent.values import KeyFinding
+from tests import keys
+
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+LABELS = (
+    "PRIVATE KEY",
+    "RSA PRIVATE KEY",
+    "EC PRIVATE KEY",
+    "DSA PRIVATE KEY",
+    "ENCRYPTED PRIVATE KEY",
+    "PGP PRIVATE KEY BLOCK",
+)
+FUZZ = settings(max_examples=50, deadline=None)
+
+
+def run(validator: str, data: bytes, start: int, length: int) -> list[KeyFinding]:
+    hit = Hit("fuzz", {"validator": validator}, memoryview(data), start, start + length, 0)
+    return list(VALIDATORS[validator](hit))
+
+
+@cache
+def real_ppk() -> bytes:
+    return enc.ppk(keys.ed25519_key(), version=3)
+
+
+@cache
+def real_pgp_packets() -> bytes:
+    return enc.pgp_packets(keys.ec_key())
+
+
+@FUZZ
+@given(
+    label=st.sampled_from(LABELS),
+    body=st.text(alphabet=B64 + "\n:- ", max_size=3000),
+    headers=st.sampled_from(("", "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n")),
+    wide=st.booleans(),
+)
+def test_pem_random_body_is_never_a_validated_key(
+    label: str, body: str, headers: str, wide: bool
+) -> None:
+    """Random base64 between real armour lines never raises and never validates."""
+    text = f"-----BEGIN {label}-----\n{headers}{body}\n-----END {label}-----\n"
+    codec = "utf-16-le" if wide else "latin-1"
+    data = b"\x00junk" + text.encode(codec) + b"tail"
+    head = f"-----BEGIN {label}-----".encode(codec)
+    assert not any(f.validated for f in run("pem", data, 5, len(head)))
+
+
+@FUZZ
+@given(packets=st.binary(max_size=2000))
+def test_pgp_random_packets_with_a_valid_checksum_are_never_a_validated_key(packets: bytes) -> None:
+    """Random packet bytes, correctly armoured (CRC24 right), never raise and never validate."""
+    data = enc.pgp_armor(packets)
+    assert not any(f.validated for f in run("pem", data, 0, 37))
+
+
+@FUZZ
+@given(data=st.data())
+def test_pgp_mutated_real_packets_never_raise(data: st.DataObject) -> None:
+    """Flipping bytes of a real secret-key packet never makes the validator raise."""
+    packets = bytearray(real_pgp_packets())
+    for _ in range(data.draw(st.integers(1, 8))):
+        i = data.draw(st.integers(0, len(packets) - 1))
+        packets[i] = data.draw(st.integers(0, 255))
+    run("pem", enc.pgp_armor(bytes(packets)), 0, 37)
+
+
+@FUZZ
+@given(body=st.text(alphabet=B64 + "\n:- ", max_size=2000), version=st.sampled_from("23"))
+def test_ppk_random_text_is_never_a_validated_key(body: str, version: str) -> None:
+    """Random text after a PPK header never raises and never validates."""
+    data = f"PuTTY-User-Key-File-{version}: ssh-rsa\n{body}".encode()
+    assert not any(f.validated for f in run("ppk", data, 0, 23))
+
+
+@FUZZ
+@given(data=st.data())
+def test_ppk_mutated_real_file_never_raises(data: st.DataObject) -> None:
+    """Flipping characters of a real PPK never makes the validator raise."""
+    text = bytearray(real_ppk())
+    for _ in range(data.draw(st.integers(1, 6))):
+        i = data.draw(st.integers(24, len(text) - 1))
+        text[i] = data.draw(st.sampled_from(b"Az09+/=:\n -"))
+    run("ppk", bytes(text), 0, 23)
+
+
+@FUZZ
+@given(
+    kty=st.sampled_from(("RSA", "EC", "OKP", "oct", "")),
+    crv=st.sampled_from(("P-256", "P-521", "secp256k1", "Ed25519", "X448", "nope")),
+    values=st.lists(st.text(alphabet=B64URL, min_size=16, max_size=700), min_size=8, max_size=8),
+    tail=st.binary(max_size=200),
+)
+def test_jwk_random_members_are_never_a_validated_key(
+    kty: str, crv: str, values: list[str], tail: bytes
+) -> None:
+    """A JWK-shaped object with random members never raises and never validates."""
+    names = ("n", "e", "x", "y", "p", "q", "dp", "qi")
+    doc = {"kty": kty, "crv": crv, "d": values[0]} | dict(zip(names, values, strict=True))
+    data = b"\xff{[" + json.dumps(doc).encode() + tail
+    start = data.index(b'"d"')
+    assert not any(f.validated for f in run("jwk", data, start, 20))
+
+
+@FUZZ
+@given(before=st.binary(max_size=300), after=st.binary(max_size=300))
+def test_jwk_random_bytes_around_a_private_member_never_raise(before: bytes, after: bytes) -> None:
+    """Random bytes around a `"d": "..."` member never raise and never validate."""
+    data = before + b'"d": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"' + after
+    assert not any(f.validated for f in run("jwk", data, len(before), 20))
+
+
+@FUZZ
+@given(
+    prefix=st.sampled_from(
+        ("MIIEvQIBADANBgkqhkiG9w0BAQEFAAS", "MIIEpAIBAAKCAQEA", "MHcCAQEEI", "MC4CAQAwBQYDK2Vw")
+    ),
+    body=st.text(alphabet=B64 + "\n \\", max_size=3000),
+)
+def test_base64_der_random_body_is_never_a_validated_key(prefix: str, body: str) -> None:
+    """A real DER-prefix anchor followed by random base64 never raises and never validates."""
+    data = b"key=" + (prefix + body).encode()
+    assert not any(f.validated for f in run("base64_der", data, 4, len(prefix)))
+
+
+@FUZZ
+@given(der=st.binary(min_size=6, max_size=1500))
+def test_base64_der_of_random_der_like_bytes_is_never_a_validated_key(der: bytes) -> None:
+    """Base64 of random bytes behind a SEQUENCE header never raises and never validates."""
+    data = base64.b64encode(b"\x30\x82" + len(der).to_bytes(2, "big") + der)
+    assert not any(f.validated for f in run("base64_der", data, 0, 8))
