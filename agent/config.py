@@ -271,16 +271,16 @@ def _convert(value: object, tp: Any, path: str, problems: list[str]) -> Any:
             problems.append(f"`{path}`: expected {_type_name(tp)}, got {_describe(value)}")
             return ()
         return tuple(_convert(v, item_tp, f"{path}[{i}]", problems) for i, v in enumerate(value))
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            problems.append(f"`{path}`: expected a table, got {_describe(value)}")
-            return None
-        return _build(tp, value, path, problems)
     if tp is SecretFile:
         if not isinstance(value, str) or not value:
             problems.append(f"`{path}`: expected a file path, got {_describe(value)}")
             return None
         return SecretFile(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            problems.append(f"`{path}`: expected a table, got {_describe(value)}")
+            return None
+        return _build(tp, value, path, problems)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float) and isinstance(value, bool):
@@ -295,7 +295,7 @@ def _convert(value: object, tp: Any, path: str, problems: list[str]) -> Any:
 def _build(cls: Any, raw: dict[str, Any], path: str, problems: list[str]) -> Any:
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
-    allowed = set(known)
+    allowed: set[str] | frozenset[str] = set(known)
     if cls is SinkSection and isinstance(raw.get("type"), str) and raw["type"] in SINK_KEYS:
         allowed = SINK_KEYS[raw["type"]] | {"type"}
     kwargs: dict[str, Any] = {}

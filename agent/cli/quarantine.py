@@ -25,6 +25,7 @@ from agent.quarantine.items import ItemNotFound, to_json
 from agent.quarantine.vault import Vault
 from agent.report.event import audit_document, load_identity
 from agent.report.outbox import Outbox
+from agent.sources.state import ScanState, identity_of
 from agent.values import Outcome, QuarantineItem
 
 T = TypeVar("T")
@@ -154,13 +155,28 @@ def _restore(args: argparse.Namespace) -> int:
     def run(vault: Vault) -> tuple[QuarantineItem, Path]:
         item = vault.show(args.id)
         to = Path(args.to) if args.to else None
-        return item, vault.restore(args.id, to=to, private_key=_key(args))
+        restored = vault.restore(args.id, to=to, private_key=_key(args))
+        _mark_released(_config(args), restored)
+        return item, restored
 
     def describe(result: tuple[QuarantineItem, Path]) -> tuple[str, dict[str, Any]]:
         item, path = result
         return f"restored {item.id} to {path}", _item_details(item, path)
 
     return _audited(args, "quarantine-restore", run, describe)
+
+
+def _mark_released(cfg: AgentConfig, path: Path) -> None:
+    """Tell the daemon this exact file version was reviewed, so a restore into a watched
+    folder is not quarantined again (any later change makes it a new version)."""
+    state_file = cfg.state_dir / "scan-state.db"
+    if not state_file.exists():
+        return
+    state = ScanState(state_file)
+    try:
+        state.record(identity_of(str(path), path.lstat()), "released")
+    finally:
+        state.close()
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,0 +1,7 @@
+"""`python -m agent.cli` runs the command line."""
+
+import sys
+
+from agent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,442 @@
+"""Scan one file: open it safely, unpack it, match rules window by window, validate each hit.
+
+Files of any size are read in windows of `chunk_bytes` that overlap by
+`overlap_bytes` (larger than the largest key encoding), so memory stays
+bounded and a key across a window boundary is still found. A hit is handled
+only by the window whose non-overlapping part holds it, so nothing is
+reported twice. Compressed members stream through the same loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from agent.logs import get_logger
+from agent.scan import dumps, unpack
+from agent.scan.inventory import Inventory
+from agent.scan.rules import RuleSet
+from agent.scan.validators import VALIDATORS, Hit
+from agent.values import (
+    Arrival,
+    ErrorType,
+    FileIdentity,
+    KeyFinding,
+    ProcessInfo,
+    ScanProblem,
+    ScanResult,
+)
+
+log = get_logger("agent.scan")
+
+HEAD_BYTES = 64 * 1024
+
+
+class Allowlist(Protocol):
+    """Fingerprints of public test keys (their private halves are published)."""
+
+    def contains(self, fingerprint: str) -> bool:
+        """True when the key is a known public test key."""
+        ...
+
+
+class _NoAllowlist:
+    def contains(self, fingerprint: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanSettings:
+    """How to scan: window sizes, limits, when to run the number search."""
+
+    chunk_bytes: int = 32 * 1024 * 1024
+    overlap_bytes: int = 1024 * 1024
+    number_search: str = "dumps"  # dumps | all | off
+    max_hits_per_file: int = 2000
+    report_unvalidated: bool = False
+    limits: unpack.Limits = field(default_factory=unpack.Limits)
+
+
+@dataclass(slots=True)
+class _FileState:
+    """Mutable accumulator for one file's scan (never leaves this module)."""
+
+    findings: list[KeyFinding] = field(default_factory=list)
+    problems: list[ScanProblem] = field(default_factory=list)
+    hits: int = 0
+    bytes_scanned: int = 0
+    process: ProcessInfo | None = None
+    hit_limit_noted: bool = False
+
+
+def _open_nofollow(path: str) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        # O_NOATIME keeps the scan from touching atime (a forensic trace); needs ownership
+        return os.open(path, flags | os.O_NOATIME)
+    except PermissionError:
+        return os.open(path, flags)
+
+
+def identity_of(path: str, st: os.stat_result) -> FileIdentity:
+    """The FileIdentity of a stat result."""
+    return FileIdentity(
+        path=path,
+        device=st.st_dev,
+        inode=st.st_ino,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        uid=st.st_uid,
+        mode=st.st_mode,
+    )
+
+
+def _read_full(stream: unpack.Readable, n: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        piece = stream.read(n - got)
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
+Window = tuple[int, bytes, bool]  # (offset of data[0], data, is_last)
+
+
+def fd_windows(fd: int, chunk: int, overlap: int) -> Iterator[Window]:
+    """Overlapping windows over a file descriptor, read with pread (no shared position)."""
+    pos = 0
+    while True:
+        data = os.pread(fd, chunk, pos)
+        last = len(data) < chunk
+        if not data and pos > 0:
+            return
+        yield pos, data, last
+        if last:
+            return
+        pos += chunk - overlap
+
+
+def stream_windows(stream: unpack.Readable, chunk: int, overlap: int) -> Iterator[Window]:
+    """Overlapping windows over a stream that can only be read forward."""
+    tail = b""
+    base = 0
+    while True:
+        new = _read_full(stream, chunk - len(tail))
+        data = tail + new
+        last = len(data) < chunk
+        yield base, data, last
+        if last:
+            return
+        tail = data[-overlap:]
+        base += len(data) - overlap
+
+
+class Scanner:
+    """Scans files with one compiled rule set; safe to share between threads."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        settings: ScanSettings | None = None,
+        *,
+        inventory: Inventory | None = None,
+        allowlist: Allowlist | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rules = rules
+        self.settings = settings or ScanSettings()
+        self.inventory = inventory or Inventory()
+        self.allowlist: Allowlist = allowlist or _NoAllowlist()
+        self._clock = clock
+
+    # -- public -----------------------------------------------------------------
+
+    def scan(self, arrival: Arrival) -> ScanResult:
+        """Scan one file; every failure becomes a ScanProblem, never an exception."""
+        started = self._clock()
+        path = arrival.path
+        try:
+            fd = _open_nofollow(path)
+        except OSError as exc:
+            return self._unreadable(arrival, exc, started)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                problem = ScanProblem(
+                    error_type=ErrorType.NOT_REGULAR,
+                    stage="open",
+                    detail="not a regular file; only regular files are scanned",
+                )
+                return ScanResult(arrival=arrival, identity=None, sha256=None, problems=(problem,))
+            identity = identity_of(path, st)
+            state = _FileState()
+            sha256 = self._scan_fd(fd, identity, state)
+            after = os.fstat(fd)
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                state.problems.append(
+                    ScanProblem(
+                        error_type=ErrorType.CHANGED_DURING_SCAN,
+                        stage="scan",
+                        detail="the file changed while it was scanned; it will be scanned again",
+                    )
+                )
+        except OSError as exc:
+            return self._unreadable(arrival, exc, started)
+        finally:
+            os.close(fd)
+        findings = self._finalise(state.findings)
+        return ScanResult(
+            arrival=arrival,
+            identity=identity,
+            sha256=sha256,
+            findings=findings,
+            problems=tuple(state.problems),
+            rules_version=self.rules.version,
+            bytes_scanned=state.bytes_scanned,
+            dumped_process=state.process,
+            duration_seconds=self._clock() - started,
+        )
+
+    def scan_bytes(self, data: bytes, *, name: str = "<memory>") -> tuple[KeyFinding, ...]:
+        """Scan an in-memory buffer (rule self-tests); same windows, validators and dedup."""
+        state = _FileState()
+        self._scan_windows(
+            iter([(0, data, True)]), container=None, name=name, state=state, hasher=None
+        )
+        return self._finalise(state.findings)
+
+    # -- internals --------------------------------------------------------------
+
+    def _unreadable(self, arrival: Arrival, exc: OSError, started: float) -> ScanResult:
+        if exc.errno == errno.ELOOP:
+            kind, detail = ErrorType.SYMLINK, "is a symbolic link; links are never followed"
+        elif exc.errno == errno.ENOENT:
+            kind, detail = ErrorType.VANISHED, "the file disappeared before it could be scanned"
+        else:
+            kind = ErrorType.UNREADABLE
+            detail = f"cannot read: {exc.strerror}; check the agent's permissions"
+        problem = ScanProblem(error_type=kind, stage="open", detail=detail)
+        return ScanResult(
+            arrival=arrival,
+            identity=None,
+            sha256=None,
+            problems=(problem,),
+            rules_version=self.rules.version,
+            duration_seconds=self._clock() - started,
+        )
+
+    def _scan_fd(self, fd: int, identity: FileIdentity, state: _FileState) -> str:
+        s = self.settings
+        head = os.pread(fd, HEAD_BYTES, 0)
+        kind = unpack.detect(head)
+        name = os.path.basename(identity.path)
+        if kind is None:
+            hasher = hashlib.sha256()
+            self._scan_windows(
+                fd_windows(fd, s.chunk_bytes, s.overlap_bytes),
+                container=None,
+                name=name,
+                state=state,
+                hasher=hasher,
+                total_size=identity.size,
+            )
+            return hasher.hexdigest()
+        opened = False
+        for item in unpack.layers(identity.path, fd, head, s.limits):
+            if isinstance(item, ScanProblem):
+                state.problems.append(item)
+                continue
+            opened = True
+            self._scan_windows(
+                stream_windows(item.stream, s.chunk_bytes, s.overlap_bytes),
+                container=item.container,
+                name=item.container.rsplit("!", 1)[-1],
+                state=state,
+                hasher=None,
+            )
+        hasher = hashlib.sha256()
+        if opened:
+            for _, data, last in fd_windows(fd, s.chunk_bytes, 0):
+                hasher.update(data)
+                if last:
+                    break
+        else:
+            # the container could not be opened: its raw bytes are still scanned
+            self._scan_windows(
+                fd_windows(fd, s.chunk_bytes, s.overlap_bytes),
+                container=None,
+                name=name,
+                state=state,
+                hasher=hasher,
+                total_size=identity.size,
+            )
+        return hasher.hexdigest()
+
+    def _wants_numbers(self, name: str, info: dumps.DumpInfo | None) -> bool:
+        mode = self.settings.number_search
+        if mode == "all":
+            return True
+        if mode == "off":
+            return False
+        return info is not None or dumps.is_dump_name(name)
+
+    def _scan_windows(
+        self,
+        windows: Iterator[Window],
+        *,
+        container: str | None,
+        name: str,
+        state: _FileState,
+        hasher: hashlib._Hash | None,
+        total_size: int | None = None,
+    ) -> None:
+        overlap = self.settings.overlap_bytes
+        info: dumps.DumpInfo | None = None
+        numbers: dumps.NumberSearch | None = None
+        first = True
+        stream_findings: list[KeyFinding] = []
+        for base, data, last in windows:
+            if first:
+                first = False
+                info = dumps.inspect(data, total_size)
+                if info is not None:
+                    state.problems.extend(info.problems)
+                    if state.process is None and info.process is not None:
+                        state.process = info.process
+                if self._wants_numbers(name, info):
+                    numbers = dumps.NumberSearch(inventory=self.inventory)
+            own_end = len(data) if last else len(data) - overlap
+            if hasher is not None:
+                hasher.update(memoryview(data)[:own_end])
+            state.bytes_scanned += own_end
+            view = memoryview(data)
+            try:
+                matches = self.rules.compiled.scan(data)
+            except Exception as exc:  # noqa: BLE001 - an engine failure on one window must not stop the file
+                state.problems.append(
+                    ScanProblem(
+                        error_type=ErrorType.ENGINE_FAILED,
+                        stage="match",
+                        detail=f"rule engine failed on a window: {type(exc).__name__}",
+                        container=container,
+                    )
+                )
+                matches = []
+            for match in matches:
+                validator = VALIDATORS.get(str(match.meta.get("validator", "")))
+                if validator is None:
+                    continue
+                for start, length in match.matches:
+                    if start >= own_end:
+                        continue  # the next window owns it
+                    if state.hits >= self.settings.max_hits_per_file:
+                        self._note_hit_limit(state, container)
+                        break
+                    state.hits += 1
+                    hit = Hit(
+                        rule=match.rule,
+                        meta=match.meta,
+                        data=view,
+                        start=start,
+                        end=start + length,
+                        base_offset=base,
+                        container=container,
+                    )
+                    stream_findings.extend(self._validate(validator, hit, state))
+            if numbers is not None:
+                try:
+                    stream_findings.extend(
+                        replace(f, container=container)
+                        for f in numbers.feed(view, base, base, base + own_end)
+                    )
+                except Exception as exc:  # noqa: BLE001 - a number-search bug must not lose the file
+                    numbers = None
+                    state.problems.append(
+                        ScanProblem(
+                            error_type=ErrorType.VALIDATOR_FAILED,
+                            stage="number_search",
+                            detail=f"number search failed: {type(exc).__name__}",
+                            container=container,
+                        )
+                    )
+            view.release()
+        if numbers is not None:
+            state.problems.extend(numbers.problems)
+        if info is not None and info.regions:
+            stream_findings = [
+                replace(f, address=info.address_of(f.offset)) if f.address is None else f
+                for f in stream_findings
+            ]
+        state.findings.extend(stream_findings)
+
+    def _note_hit_limit(self, state: _FileState, container: str | None) -> None:
+        if not state.hit_limit_noted:
+            state.hit_limit_noted = True
+            state.problems.append(
+                ScanProblem(
+                    error_type=ErrorType.HIT_LIMIT,
+                    stage="validate",
+                    detail=(
+                        f"more than {self.settings.max_hits_per_file} rule hits; the rest were "
+                        "not validated (raise scan.max_hits_per_file to go further)"
+                    ),
+                    container=container,
+                )
+            )
+
+    def _validate(
+        self,
+        validator: Callable[[Hit], Sequence[KeyFinding]],
+        hit: Hit,
+        state: _FileState,
+    ) -> Sequence[KeyFinding]:
+        try:
+            return validator(hit)
+        except Exception as exc:  # noqa: BLE001 - isolation point: a validator bug loses one hit, not the file
+            log.warning(
+                "scan.validator_failed",
+                rule=hit.rule,
+                offset=hit.offset,
+                error_type="validator_failed",
+                exception=type(exc).__name__,
+            )
+            state.problems.append(
+                ScanProblem(
+                    error_type=ErrorType.VALIDATOR_FAILED,
+                    stage="validate",
+                    detail=f"validator for rule {hit.rule} failed: {type(exc).__name__}",
+                    container=hit.container,
+                )
+            )
+            return ()
+
+    def _finalise(self, raw: list[KeyFinding]) -> tuple[KeyFinding, ...]:
+        """Name, allowlist and de-duplicate findings: one per key per container."""
+        merged: dict[tuple[str | None, str], KeyFinding] = {}
+        for f in raw:
+            if not f.validated and not self.settings.report_unvalidated:
+                continue
+            known = self.inventory.by_fingerprint(f.fingerprint)
+            if known is not None:
+                f = replace(f, inventory_name=known.name, allowlisted=False)  # noqa: PLW2901
+            elif f.fingerprint is not None and self.allowlist.contains(f.fingerprint):
+                f = replace(f, allowlisted=True)  # noqa: PLW2901
+            key = f.fingerprint if f.fingerprint else f"{f.rule}@{f.offset}"
+            slot = (f.container, key)
+            seen = merged.get(slot)
+            if seen is None:
+                merged[slot] = f
+            else:
+                first = seen if seen.offset <= f.offset else f
+                merged[slot] = replace(first, occurrences=seen.occurrences + f.occurrences)
+        return tuple(sorted(merged.values(), key=lambda f: (f.container or "", f.offset)))

@@ -1,0 +1,166 @@
+"""`egress-guard sweep` and `scan` as a responder runs them: exit codes, jsonl, quarantine."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests import keys
+from tests.harness import leaks, secret_windows
+
+CLI = [sys.executable, "-m", "agent.cli"]
+
+
+def _sweep(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [*CLI, "--log-format", "json", *args]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A folder with keys in a few encodings and containers, and clean files."""
+    root = tmp_path / "evidence"
+    (root / "nested" / "deeper").mkdir(parents=True)
+    rsa = keys.cached_rsa(2048)
+    eckey = keys.ec_key(ec.SECP384R1())
+    pem = keys.pem(rsa)
+    der = keys.der(eckey)
+    (root / "core.777").write_bytes(keys.plant(pem.data))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bundle/heap.bin", keys.plant(der.data, seed=7))
+    (root / "nested" / "support-bundle.zip").write_bytes(buf.getvalue())
+    (root / "nested" / "deeper" / "clean.log").write_bytes(keys.filler(200_000, seed=9))
+    (root / "nested" / "notes.md").write_text(
+        "Paste your key like this:\n-----BEGIN PRIVATE KEY-----\nMIIEv...\n-----END PRIVATE KEY-----\n"
+    )
+    (root / "trace.gz").write_bytes(gzip.compress(keys.filler(100_000, seed=3)))
+    expected = {
+        str(root / "core.777"): pem.fingerprint,
+        str(root / "nested" / "support-bundle.zip"): der.fingerprint,
+    }
+    return root, expected
+
+
+def test_sweep_reports_each_key_once_as_jsonl_and_exits_1(
+    corpus: tuple[Path, dict[str, str]],
+) -> None:
+    """Files with keys give one finding event each on stdout, with fingerprints; exit code 1."""
+    root, expected = corpus
+    out = _sweep("sweep", "--format", "jsonl", "--jobs", "2", str(root))
+    assert out.returncode == 1, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    got = {
+        e["file"]["path"]: [f["fingerprint"] for f in e["egress_guard"]["findings"]] for e in events
+    }
+    assert got == {path: [fp] for path, fp in expected.items()}
+    zipped = next(e for e in events if e["file"]["path"].endswith(".zip"))
+    assert (
+        zipped["egress_guard"]["findings"][0]["container"] == "support-bundle.zip!bundle/heap.bin"
+    )
+    assert all(e["event"]["action"] == "key-material-detected" for e in events)
+    assert all(Path(p).exists() for p in expected)  # report only: nothing moved
+
+
+def test_sweep_of_clean_files_exits_0_and_prints_nothing(tmp_path: Path) -> None:
+    """A folder without keys (placeholders included) exits 0 with empty stdout."""
+    (tmp_path / "a.bin").write_bytes(keys.filler(300_000))
+    (tmp_path / "doc.txt").write_text(
+        "-----BEGIN RSA PRIVATE KEY-----\n<your key here>\n-----END RSA PRIVATE KEY-----\n"
+    )
+    pub = keys.rsa_key(2048).public_key()
+    from cryptography.hazmat.primitives import serialization as s
+
+    (tmp_path / "key.pub").write_bytes(
+        pub.public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo)
+    )
+    out = _sweep("sweep", "--format", "jsonl", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+
+
+def test_sweep_with_quarantine_moves_files_and_says_so(
+    corpus: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """With --quarantine, files holding keys are moved into the vault; text output names the item."""
+    root, expected = corpus
+    vault = tmp_path / "vault"
+    out = _sweep("sweep", "--quarantine", str(vault), str(root))
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.count("quarantined as") == len(expected)
+    for path in expected:
+        assert not Path(path).exists()
+    assert (root / "nested" / "deeper" / "clean.log").exists()
+
+
+def test_dry_run_never_moves_anything(corpus: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """--dry-run reports but leaves every file in place even with a quarantine folder."""
+    root, expected = corpus
+    out = _sweep("sweep", "--dry-run", "--quarantine", str(tmp_path / "vault"), str(root))
+    assert out.returncode == 1
+    assert all(Path(p).exists() for p in expected)
+
+
+def test_scan_one_file_exits_1_and_output_holds_no_key_bytes(tmp_path: Path) -> None:
+    """`scan FILE` reports the key; neither stdout nor stderr holds any 16-byte window of it."""
+    key = keys.cached_rsa(2048)
+    pem = keys.pem(key)
+    target = tmp_path / "dump.bin"
+    target.write_bytes(keys.plant(pem.data))
+    out = _sweep("scan", "--format", "jsonl", str(target))
+    assert out.returncode == 1
+    windows = secret_windows(pem.data, keys.der(key).data)
+    assert not leaks(out.stdout.encode(), windows)
+    assert not leaks(out.stderr.encode(), windows)
+
+
+def test_missing_path_is_an_error_exit_2(tmp_path: Path) -> None:
+    """A path that does not exist is reported on stderr and the exit code is 2."""
+    out = _sweep("sweep", str(tmp_path / "nope"))
+    assert out.returncode == 2
+    assert "no such file" in out.stderr
+
+
+def test_unreadable_file_is_an_error_but_the_sweep_goes_on() -> None:
+    """An unreadable file gives exit 2 when nothing else was found, and the other files are still scanned."""
+    assert os.geteuid() == 0, "this test drops from root to nobody to make a file unreadable"
+    root = Path(tempfile.mkdtemp(prefix="eg-unreadable-"))  # pytest's tmp tree is root-only
+    try:
+        root.chmod(0o755)
+        secret = root / "private.core"
+        secret.write_bytes(b"x" * 1000)
+        secret.chmod(0o600)
+        (root / "ok.bin").write_bytes(b"y" * 1000)
+        out = _sweep("sweep", str(root), user="nobody")
+        assert out.returncode == 2, out.stderr
+        assert "private.core: ERROR cannot read" in out.stdout
+        assert "scanned 2 file(s)" in out.stderr
+    finally:
+        shutil.rmtree(root)
+
+
+def test_closed_stdout_is_quiet(corpus: tuple[Path, dict[str, str]]) -> None:
+    """`sweep --format jsonl | head -1` ends without a traceback."""
+    root, _ = corpus
+    proc = subprocess.run(
+        f"{sys.executable} -m agent.cli sweep --format jsonl --jobs 1 {root} | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr
