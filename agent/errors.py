@@ -4,11 +4,19 @@
     ├── ConfigError(ValueError) every problem found in one pass, with its key path
     ├── RuleError               file, line, rule, reason (the previous rule set stays active)
     ├── ScanError               path, stage, error_type (per file, never fatal to the daemon)
+    │   ├── InventoryError      scan/inventory.py: a key file that cannot be registered
+    │   └── AllowlistError      scan/allowlist.py: a bad allowlist line (file and line)
+    ├── ScanStateError          sources/state.py: the scan-state store cannot be used
     ├── QuarantineError         quarantine id, step
+    │   ├── FileChanged         quarantine/vault.py: not the scanned inode any more; rescan
+    │   ├── ItemNotFound        quarantine/items.py: no such vault item
+    │   └── SealError           quarantine/seal.py: missing or wrong key, damaged sealed file
     ├── OutboxError
     │   └── OutboxFull
     ├── DeliveryError           sink (inside report/ only)
     └── CollectorError          the reference collector's own failures
+
+Subclasses defined in a stage live beside the code that raises them.
 
 Library exceptions are translated into these at the one module that imports
 the library, so callers never catch `yara.Error` or `OSError` from afar.

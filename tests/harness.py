@@ -214,12 +214,12 @@ def secret_windows(*secrets: bytes, width: int = 16) -> set[bytes]:
     """Every `width`-byte window of each secret (to prove none leaks anywhere)."""
     out: set[bytes] = set()
     for s in secrets:
-        out.update(s[i : i + width] for i in range(0, max(len(s) - width + 1, 1)))
+        out.update(s[i : i + width] for i in range(max(len(s) - width + 1, 1)))
     return out
 
 
 def leaks(blob: bytes, windows: set[bytes], width: int = 16) -> bool:
-    return any(blob[i : i + width] in windows for i in range(0, max(len(blob) - width + 1, 1)))
+    return any(blob[i : i + width] in windows for i in range(max(len(blob) - width + 1, 1)))
 
 
 def files_under(*roots: Path) -> Iterator[Path]:

@@ -137,7 +137,7 @@ def test_file_written_slowly_is_scanned_once_after_it_is_complete(setup: Setup) 
     collector = start_collector(setup)
     agent = start_agent(setup)
     try:
-        dump, planted, _ = _dump_with_key()
+        dump, _planted, _ = _dump_with_key()
         target = setup.drop / "slow.core"
         pieces = [dump[i : i + len(dump) // 8] for i in range(0, len(dump), len(dump) // 8)]
         with target.open("wb") as fh:
@@ -194,7 +194,7 @@ def test_broken_rules_on_reload_keep_the_old_rules_and_unreadable_files_do_not_s
             unreadable = setup.drop / "secret.core"
             unreadable.write_bytes(b"x" * 100)
             unreadable.chmod(0)
-        dump, planted, _ = _dump_with_key()
+        dump, _planted, _ = _dump_with_key()
         (setup.drop / "after-reload.core").write_bytes(dump)
         wait_for(
             lambda: findings(collector_events(setup)),

@@ -1,0 +1,39 @@
+"""Memory dumps: recognise ELF cores and minidumps, map offsets to addresses, find keys held as numbers.
+
+    inspect(head, total_size)  first window -> DumpInfo (kind, process, regions, problems) | None
+    is_dump_name(name)         dump-like file names: the number search runs on them
+    NumberSearch               RSA keys as bare numbers (p * q = n) in the windows fed to it;
+                               with an inventory also registered primes and EC scalars
+
+Readers never raise on hostile bytes: a truncated or corrupt dump yields what
+could be read plus a DUMP_CORRUPT problem, and the file is still scanned as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.scan.dumps import elf, minidump
+from agent.scan.dumps.model import DumpInfo, Region
+from agent.scan.dumps.numbers import NumberSearch
+
+__all__ = ["DumpInfo", "NumberSearch", "Region", "inspect", "is_dump_name"]
+
+_DUMP_NAME = re.compile(
+    r"""^(?:
+        core(?:\.\d+)?                      # core, core.1234
+      | core\.[^/]+                         # core.<comm>.<uid>.<bootid>.<pid>.<time>[.zst]
+      | .+\.(?:core|dmp|mdmp|hdmp|mem|vmem|raw|lime|hprof|vmss|vmsn|dump|crash)
+    )(?:\.(?:zst|zstd|gz|xz|lz4|bz2))?$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def inspect(head: bytes, total_size: int | None) -> DumpInfo | None:
+    """Recognise a dump from its first bytes (the first scan window); None for anything else."""
+    return elf.parse(head, total_size) or minidump.parse(head, total_size)
+
+
+def is_dump_name(name: str) -> bool:
+    """Dump-like file names (core, core.1234, systemd-coredump names, *.dmp, *.core, *.mem, ...)."""
+    return bool(_DUMP_NAME.match(name.rsplit("/", 1)[-1]))

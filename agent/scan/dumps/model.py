@@ -1,0 +1,63 @@
+"""Values the dump readers produce: memory regions of a dump and what the dump says about itself."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from agent.values import ErrorType, ProcessInfo, ScanProblem
+
+STAGE = "dumps"
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A span of the file that holds process memory at `address`."""
+
+    file_offset: int
+    size: int
+    address: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DumpInfo:
+    """What a dump says about itself: its kind, the dumped process and its memory regions."""
+
+    kind: str  # "elf-core" | "minidump"
+    process: ProcessInfo | None
+    regions: tuple[Region, ...]
+    problems: tuple[ScanProblem, ...] = ()
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _order: tuple[Region, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # sorted once so address_of is a bisect, not a walk over thousands of mappings
+        order = tuple(sorted(self.regions, key=lambda r: r.file_offset))
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_starts", tuple(r.file_offset for r in order))
+
+    def address_of(self, offset: int) -> int | None:
+        """The memory address of a file offset, when the offset is inside a region."""
+        i = bisect.bisect_right(self._starts, offset) - 1
+        # regions never overlap in a sane dump; a corrupt one may, so look a few back
+        for r in self._order[max(0, i - 2) : i + 1][::-1]:
+            if r.file_offset <= offset < r.file_offset + r.size:
+                return r.address + (offset - r.file_offset)
+        return None
+
+
+def corrupt(detail: str, bytes_affected: int = 0) -> ScanProblem:
+    """A DUMP_CORRUPT problem: the file is still scanned as bytes."""
+    return ScanProblem(
+        error_type=ErrorType.DUMP_CORRUPT,
+        stage=STAGE,
+        detail=detail,
+        bytes_affected=bytes_affected,
+    )
+
+
+def process_of(pid: int | None, name: str | None, executable: str | None) -> ProcessInfo | None:
+    """A ProcessInfo when anything is known, else None."""
+    if pid is None and not name and not executable:
+        return None
+    return ProcessInfo(pid=pid, name=name or None, executable=executable or None)

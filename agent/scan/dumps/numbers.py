@@ -1,0 +1,363 @@
+"""The RSA number search: private keys held only as numbers, proven by p * q = n in the same dump.
+
+Per window, per byte order (see `candidates`), per modulus size: candidate
+primes that lie near each other (p and q are allocated together) are paired,
+the product of their lowest 64-bit limbs is compared (numpy, wrapping mod
+2^64) with the lowest limbs of modulus candidates, and only survivors are
+multiplied out exactly. A modulus with one candidate prime that divides it is
+a key too. The public exponent is confirmed by finding d or dP for 65537 or 3
+in the window; otherwise 65537 is assumed and the finding says so.
+
+Cost control: high-entropy blocks (random, compressed, encrypted memory) make
+candidates explode, so blocks whose density of random-looking cells passes a
+threshold are skipped and counted in a NOT_DEEP_SCANNED problem; keys and
+big-integer checks per stream are capped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agent.logs import get_logger
+from agent.scan import keymath
+from agent.scan.dumps import known
+from agent.scan.dumps.candidates import (
+    I64,
+    U64,
+    VIEWS,
+    Candidates,
+    Islands,
+    View,
+    bad_cells,
+    decode,
+    encode,
+    high_cells,
+    numbers_of_size,
+    view_words,
+)
+from agent.scan.dumps.model import STAGE
+from agent.values import ErrorType, KeyFinding, ScanProblem
+
+if TYPE_CHECKING:
+    from agent.scan.inventory import Inventory
+
+log = get_logger("agent.scan.dumps")
+
+RULE = "rsa_number_search"
+# prime sizes in bytes: moduli of 1024, 1536, 2048, 3072, 4096, 6144, 7680 and 8192 bits
+PRIME_BYTES = (64, 96, 128, 192, 256, 384, 480, 512)
+EXPONENTS = (65537, 3)
+DIVISOR_DISTANCE = 8 * 1024  # n and a lone prime of the same key sit this close in a heap
+PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms
+
+
+class NumberSearch:
+    """Finds RSA keys held only as numbers (p * q = n) in the windows fed to it, one stream each."""
+
+    def __init__(
+        self,
+        *,
+        inventory: Inventory | None = None,
+        pair_distance: int = 64 * 1024,
+        max_neighbours: int = 64,
+        block_bytes: int = 64 * 1024,
+        dense_fraction: float = 0.85,
+        max_keys: int = 64,
+        max_divisions: int = 20_000,
+    ) -> None:
+        self.problems: list[ScanProblem] = []
+        self._inventory = known.Matcher(inventory) if inventory is not None else None
+        self._pair_cells = pair_distance // 8
+        self._max_neighbours = max_neighbours
+        self._block_cells = block_bytes // 8
+        self._dense_cells = int(self._block_cells * dense_fraction)
+        self._max_keys = max_keys
+        self._divisions_left = max_divisions
+        self._found: set[int] = set()
+        self._skipped_bytes = 0
+        self._limit_noted = False
+
+    # -- public -----------------------------------------------------------------
+
+    def feed(
+        self, window: memoryview, base_offset: int, scan_from: int, scan_to: int
+    ) -> Sequence[KeyFinding]:
+        """Search one window; report only keys whose first prime lies in [scan_from, scan_to)."""
+        first = (-base_offset) % 8
+        ncells = max(0, (len(window) - first) // 8)
+        if ncells < 8:
+            return ()
+        cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
+        good = ~bad_cells(cells)
+        high = high_cells(cells)
+        self._skip_dense(good, high, base_offset + first, scan_from, scan_to)
+        self._note_skipped()
+        min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
+        islands = Islands.from_cells(good, high, min_cells)
+        del cells, good, high
+        if len(islands.start) == 0:
+            return ()
+        search = _WindowSearch(
+            self, window, base=base_offset, first=first, scan_from=scan_from, scan_to=scan_to
+        )
+        findings: list[KeyFinding] = []
+        for view in VIEWS:
+            words = view_words(window, first, view)
+            findings += search.view(view, words, islands)
+            if self._inventory is not None:
+                findings += self._inventory.search(search, view, words, islands)
+            del words
+        return findings
+
+    # -- internals ------------------------------------------------------------
+
+    def _skip_dense(
+        self, good: np.ndarray, high: np.ndarray, first_abs: int, scan_from: int, scan_to: int
+    ) -> None:
+        block = self._block_cells
+        nblocks = len(good) // block
+        if nblocks == 0:
+            return
+        full = nblocks * block
+        counts = (good[:full] & high[:full]).reshape(nblocks, block).sum(axis=1)
+        dense = np.flatnonzero(counts > self._dense_cells)
+        for b in dense.tolist():
+            # the whole block is dropped: random, compressed or encrypted bytes
+            good[b * block : (b + 1) * block] = False
+            start = first_abs + 8 * b * block
+            own = min(start + 8 * block, scan_to) - max(start, scan_from)
+            self._skipped_bytes += max(0, own)
+
+    def _note_skipped(self) -> None:
+        if not self._skipped_bytes:
+            return
+        kept = [p for p in self.problems if p.error_type is not ErrorType.NOT_DEEP_SCANNED]
+        kept.append(
+            ScanProblem(
+                error_type=ErrorType.NOT_DEEP_SCANNED,
+                stage=STAGE,
+                detail=(
+                    "the RSA number search skipped high-entropy memory (random, compressed or "
+                    "encrypted data, where candidate numbers are too dense to pair); "
+                    "structured rules still scanned it"
+                ),
+                bytes_affected=self._skipped_bytes,
+            )
+        )
+        self.problems[:] = kept
+
+    def note_limit(self, detail: str) -> None:
+        """Record once that a per-stream cap was reached."""
+        if not self._limit_noted:
+            self._limit_noted = True
+            self.problems.append(
+                ScanProblem(error_type=ErrorType.HIT_LIMIT, stage=STAGE, detail=detail)
+            )
+
+    def spend_division(self) -> bool:
+        """Take one big-integer check from the stream's budget; False when it is spent."""
+        if self._divisions_left <= 0:
+            self.note_limit("the number search reached its budget of big-integer checks")
+            return False
+        self._divisions_left -= 1
+        return True
+
+    def claim(self, n: int) -> bool:
+        """True the first time a modulus is proven in this stream (and while under the key cap)."""
+        if n in self._found:
+            return False
+        if len(self._found) >= self._max_keys:
+            self.note_limit(
+                f"more than {self._max_keys} keys in numbers; the rest were not reported"
+            )
+            return False
+        self._found.add(n)
+        return True
+
+
+class _WindowSearch:
+    """The number search over one window: pairing, exact checks, exponent recovery."""
+
+    def __init__(
+        self,
+        owner: NumberSearch,
+        window: memoryview,
+        *,
+        base: int,
+        first: int,
+        scan_from: int,
+        scan_to: int,
+    ) -> None:
+        self._owner = owner
+        self.window = window
+        self.base = base
+        self.first = first
+        self.scan_from = scan_from
+        self.scan_to = scan_to
+        self._hay: bytes | None = None
+
+    @property
+    def owner(self) -> NumberSearch:
+        """The stream's search (budgets, caps, keys already proven)."""
+        return self._owner
+
+    def absolute(self, view: View, idx: int) -> int:
+        """Stream offset of view-cell `idx`."""
+        return self.base + self.first + view.phase + 8 * idx
+
+    def owns(self, offset: int) -> bool:
+        """True when this window reports a finding anchored at `offset`."""
+        return self.scan_from <= offset < self.scan_to
+
+    def value(self, view: View, idx: int, cells: int) -> int:
+        """The integer at view-cell `idx`."""
+        return decode(self.window, self.first, view, idx, cells)
+
+    def contains(self, needle: bytes) -> bool:
+        """True when the window holds these bytes (the window is copied once, on first use)."""
+        if self._hay is None:
+            self._hay = bytes(self.window)
+        return needle in self._hay
+
+    def view(self, view: View, words: U64, islands: Islands) -> list[KeyFinding]:
+        """Keys of every modulus size in one byte order."""
+        out: list[KeyFinding] = []
+        for size in PRIME_BYTES:
+            cells = size // 8
+            if islands.longest < 2 * cells - 1:
+                continue
+            moduli = numbers_of_size(words, islands, view, 2 * cells)
+            if len(moduli.idx) == 0:
+                continue
+            primes = numbers_of_size(words, islands, view, cells)
+            if len(primes.idx) == 0:
+                continue
+            out += self._pairs(view, cells, primes, moduli)
+            out += self._divisors(view, cells, primes, moduli)
+        return out
+
+    def _pairs(
+        self, view: View, cells: int, primes: Candidates, moduli: Candidates
+    ) -> list[KeyFinding]:
+        lows = np.unique(moduli.low)
+        found: list[KeyFinding] = []
+        for a, b in self._pair_indices(cells, primes):
+            prod = primes.low[a] * primes.low[b]
+            j = np.searchsorted(lows, prod)
+            j[j == len(lows)] = 0
+            hit = lows[j] == prod
+            for ia, ib, low in zip(
+                a[hit].tolist(), b[hit].tolist(), prod[hit].tolist(), strict=True
+            ):
+                for nidx in moduli.idx[moduli.low == np.uint64(low)].tolist():
+                    f = self._prove(view, cells, int(primes.idx[ia]), int(primes.idx[ib]), nidx)
+                    if f is not None:
+                        found.append(f)
+                        break
+        return found
+
+    def _pair_indices(self, cells: int, primes: Candidates) -> list[tuple[I64, I64]]:
+        """Index pairs into `primes`: neighbouring island starts, and numbers stored back to back."""
+        out: list[tuple[I64, I64]] = []
+        idx = primes.idx
+        starts = np.flatnonzero(primes.at_start)
+        s_idx = idx[starts]
+        limit = self._owner._pair_cells
+        for d in range(1, min(self._owner._max_neighbours, len(starts)) + 1):
+            dist = s_idx[d:] - s_idx[:-d]
+            if not (dist <= limit).any():
+                break
+            ok = (dist >= cells) & (dist <= limit)
+            if ok.any():
+                out.append((starts[:-d][ok], starts[d:][ok]))
+        # contiguous p || q (CNG blobs, arrays of numbers): q starts where p ends
+        j = np.searchsorted(idx, idx + cells)
+        j[j == len(idx)] = 0
+        adj = np.flatnonzero(idx[j] == idx + cells)
+        if len(adj):
+            out.append((adj, j[adj]))
+        return out
+
+    def _divisors(
+        self, view: View, cells: int, primes: Candidates, moduli: Candidates
+    ) -> list[KeyFinding]:
+        """A modulus and one stored prime near it that divides it (n % p == 0) is a key too."""
+        found: list[KeyFinding] = []
+        # only numbers that fill their own allocation: n alone, p alone (heap layout)
+        m_idx = moduli.idx[moduli.alone]
+        p_idx = primes.idx[primes.alone]
+        if len(m_idx) == 0 or len(p_idx) == 0:
+            return found
+        limit = DIVISOR_DISTANCE // 8
+        lo = np.searchsorted(p_idx, m_idx - limit)
+        hi = np.searchsorted(p_idx, m_idx + limit)
+        for nidx, a, b in zip(m_idx.tolist(), lo.tolist(), hi.tolist(), strict=True):
+            if a == b:
+                continue
+            n = self.value(view, nidx, 2 * cells)
+            if n in self._owner._found:
+                continue
+            for pidx in p_idx[a:b].tolist():
+                if not self._owner.spend_division():
+                    return found
+                p = self.value(view, pidx, cells)
+                if 1 < p < n and n % p == 0:
+                    f = self._finish(view, n, p, n // p, self.absolute(view, pidx))
+                    if f is not None:
+                        found.append(f)
+                    break
+        return found
+
+    def _prove(self, view: View, cells: int, ia: int, ib: int, nidx: int) -> KeyFinding | None:
+        if not self.owns(min(self.absolute(view, ia), self.absolute(view, ib))):
+            return None
+        n = self.value(view, nidx, 2 * cells)
+        if n in self._owner._found:
+            return None
+        p = self.value(view, ia, cells)
+        q = self.value(view, ib, cells)
+        if p * q != n:
+            return None
+        return self._finish(view, n, p, q, min(self.absolute(view, ia), self.absolute(view, ib)))
+
+    def _finish(self, view: View, n: int, p: int, q: int, anchor: int) -> KeyFinding | None:
+        if not self.owns(anchor):
+            return None
+        small = min(p, q)
+        if small.bit_length() <= PRIME_ROUNDS_MAX_BITS and not keymath.probably_prime(
+            small, rounds=1
+        ):
+            return None
+        if not self._owner.claim(n):
+            return None
+        e, assumed = self._exponent(view.order, p, q)
+        log.debug("dumps.key_found", bits=n.bit_length(), order=view.order, offset=anchor)
+        return KeyFinding(
+            rule=RULE,
+            format=f"rsa-numbers-{view.order}",
+            algorithm="rsa",
+            offset=anchor,
+            validated=True,
+            bits=n.bit_length(),
+            fingerprint=keymath.rsa_fingerprint(n, e),
+            exponent_assumed=assumed,
+        )
+
+    def _exponent(self, order: str, p: int, q: int) -> tuple[int, bool]:
+        """(e, assumed): e is proven when its d or dP for this key is in the window."""
+        lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+        phi = (p - 1) * (q - 1)
+        for e in EXPONENTS:
+            if math.gcd(e, phi) != 1:
+                continue
+            dp = pow(e, -1, p - 1)
+            dq = pow(e, -1, q - 1)
+            # OpenSSL derives d mod lambda(n), older tools mod phi(n): either proves e
+            for secret in (dp, dq, pow(e, -1, lam), pow(e, -1, phi)):
+                if self.contains(encode(secret, order)):
+                    return e, False
+        return EXPONENTS[0], True

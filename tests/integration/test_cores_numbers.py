@@ -1,0 +1,268 @@
+"""Real processes holding fresh keys, captured with gcore: the number search finds every RSA key.
+
+One core per process kind, captured once per module. No inventory is used:
+each key must be found from its numbers alone, with the right fingerprint.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from agent.scan import dumps
+from tests import cores, keys
+
+pytestmark = [pytest.mark.slow]
+
+
+def _require(*tools: str) -> None:
+    """Missing tools fail the test (scripts/check installs them as root); never a skip."""
+    missing = [t for t in tools if not cores.have(t)]
+    assert not missing, f"install {', '.join(missing)} (scripts/check does so when run as root)"
+
+
+def _fingerprints(printed: str) -> set[str]:
+    return {
+        "sha256:" + hashlib.sha256(bytes.fromhex(w)).hexdigest()
+        for w in printed.split()
+        if w != "READY"
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _require("gcore")
+    return tmp_path_factory.mktemp("cores")
+
+
+@pytest.fixture(scope="module")
+def python_core(workdir: Path) -> Iterator[tuple[Path, set[str]]]:
+    """A Python process that loaded RSA 2048/3072/4096 keys from a buffer it then zeroed."""
+    with cores.holder(cores.python_argv(cores.PYTHON_RSA, "0", "2048", "3072", "4096")) as (
+        proc,
+        out,
+    ):
+        core = cores.gcore(proc.pid, workdir)
+    yield core, _fingerprints(out)
+
+
+def test_python_cryptography_keys_are_found_from_numbers_alone(
+    python_core: tuple[Path, set[str]],
+) -> None:
+    """Every RSA key a Python process holds is found in its core, with the dumped process named."""
+    core, expected = python_core
+    result = cores.scan_numbers(core)
+    assert len(expected) == 3
+    assert expected <= result.fingerprints
+    assert all(f.validated and f.format == "rsa-numbers-le" for f in result.findings)
+    assert result.info is not None and result.info.kind == "elf-core"
+    assert result.info.process is not None and result.info.process.name and result.info.process.pid
+    assert all(result.info.address_of(f.offset) is not None for f in result.findings)
+    print(f"python core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s")
+
+
+def test_systemd_coredump_zstd_core_is_an_elf_core_after_decompression(
+    python_core: tuple[Path, set[str]], workdir: Path
+) -> None:
+    """A core in systemd-coredump's zstd form, once decompressed, is read and searched like the raw core."""
+    core, expected = python_core
+    packed = workdir / "core.python3.0.0123456789abcdef.4242.1700000000000000.zst"
+    packed.write_bytes(zstandard.ZstdCompressor(level=1).compress(core.read_bytes()))
+    assert dumps.is_dump_name(packed.name)
+    with packed.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
+        raw = reader.read()
+    result = cores.scan_numbers(raw)
+    assert result.info is not None and result.info.kind == "elf-core"
+    assert expected <= result.fingerprints
+
+
+def test_key_in_a_core_with_hundreds_of_mib_of_random_heap_is_found(workdir: Path) -> None:
+    """200 MiB of random heap around the keys: the keys are found and the random bytes are skipped, counted."""
+    with cores.holder(cores.python_argv(cores.PYTHON_RSA, "200", "2048")) as (proc, out):
+        core = cores.gcore(proc.pid, workdir)
+    try:
+        result = cores.scan_numbers(core)
+        assert _fingerprints(out) <= result.fingerprints
+        skipped = sum(
+            p.bytes_affected for p in result.problems if p.error_type == "not_deep_scanned"
+        )
+        assert skipped >= 190 << 20
+        print(
+            f"random-heap core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s, {skipped >> 20} MiB not deep-scanned"
+        )
+    finally:
+        core.unlink()
+
+
+def _cert(key_pem: bytes) -> bytes:
+    key = serialization.load_pem_private_key(key_pem, None)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_openssl_s_server_key_is_found_after_its_files_are_deleted(workdir: Path) -> None:
+    """openssl s_server's RSA key, whose files were deleted after start, is found in its core."""
+    _require("gcore", "openssl")
+    key = keys.rsa_key(2048)
+    key_pem = keys.pem(key).data
+    kf, cf = workdir / "server.key", workdir / "server.crt"
+    kf.write_bytes(key_pem)
+    cf.write_bytes(_cert(key_pem))
+    port = cores.free_port()
+    proc = subprocess.Popen(
+        [
+            "openssl",
+            "s_server",
+            "-accept",
+            f"127.0.0.1:{port}",
+            "-key",
+            str(kf),
+            "-cert",
+            str(cf),
+            "-www",
+            "-quiet",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        cores.wait_listening(port)
+        kf.unlink()
+        cf.unlink()
+        core = cores.gcore(proc.pid, workdir)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        assert proc.stdin is not None
+        proc.stdin.close()
+    result = cores.scan_numbers(core)
+    assert keys.fingerprint(key) in result.fingerprints
+    assert result.info is not None and result.info.process is not None
+    assert result.info.process.name == "openssl"
+
+
+def test_node_create_private_key_is_found(workdir: Path) -> None:
+    """A key Node loaded with crypto.createPrivateKey is found from its numbers."""
+    _require("gcore", "node")
+    key = keys.rsa_key(2048)
+    pem_file = workdir / "node.pem"
+    pem_file.write_bytes(keys.pem(key).data)
+    with cores.holder(["node", "-e", cores.NODE_HOLDER, str(pem_file)]) as (proc, _):
+        core = cores.gcore(proc.pid, workdir)
+    try:
+        result = cores.scan_numbers(core)
+        assert keys.fingerprint(key) in result.fingerprints
+    finally:
+        core.unlink()
+
+
+def test_java_pkcs8_key_is_found(workdir: Path) -> None:
+    """A key a Java program loaded from PKCS#8 is found from its BigInteger numbers."""
+    _require("gcore", "javac", "java")
+    src = workdir / "Holder.java"
+    src.write_text(cores.JAVA_HOLDER)
+    subprocess.run(["javac", "-d", str(workdir), str(src)], check=True, timeout=120)
+    key = keys.rsa_key(2048)
+    der_file = workdir / "key.p8"
+    der_file.write_bytes(keys.der(key).data)
+    argv = [
+        "java",
+        "-Xmx64m",
+        "-Xms16m",
+        "-XX:+UseSerialGC",
+        "-Xshare:off",
+        "-cp",
+        str(workdir),
+        "Holder",
+        str(der_file),
+    ]
+    with cores.holder(argv) as (proc, _):
+        core = cores.gcore(proc.pid, workdir)
+    try:
+        result = cores.scan_numbers(core)
+        assert keys.fingerprint(key) in result.fingerprints
+    finally:
+        core.unlink()
+
+
+def _no_private_keys(core: Path) -> None:
+    result = cores.scan_numbers(core)
+    assert result.findings == [], [(f.format, f.bits, f.offset) for f in result.findings]
+
+
+def test_sleep_core_holds_no_key(workdir: Path) -> None:
+    """The core of `sleep` yields no key."""
+    proc = subprocess.Popen([shutil.which("sleep") or "sleep", "300"])
+    try:
+        core = cores.gcore(proc.pid, workdir)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    _no_private_keys(core)
+
+
+def test_idle_python_core_holds_no_key(workdir: Path) -> None:
+    """The core of an idle Python yields no key."""
+    with cores.holder(
+        cores.python_argv("import sys; print('READY', flush=True); sys.stdin.read()")
+    ) as (proc, _):
+        core = cores.gcore(proc.pid, workdir)
+    _no_private_keys(core)
+
+
+def test_python_holding_only_public_keys_and_certificates_holds_no_private_key(
+    workdir: Path,
+) -> None:
+    """Public keys and certificates in memory never make a private-key finding."""
+    with cores.holder(cores.python_argv(cores.PYTHON_PUBLIC_ONLY)) as (proc, _):
+        core = cores.gcore(proc.pid, workdir)
+    _no_private_keys(core)
+
+
+def test_ssh_agent_with_keys_added_is_not_claimed(workdir: Path) -> None:
+    """ssh-agent shields its keys: with RSA and Ed25519 keys added, no private key is claimed."""
+    _require("gcore", "ssh-agent", "ssh-add", "ssh-keygen")
+    sock = workdir / "agent.sock"
+    env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+    proc = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for kind in ("rsa", "ed25519"):
+            path = workdir / f"id_{kind}"
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True, timeout=60
+            )
+            cores.wait_listening_unix(sock)
+            subprocess.run(
+                ["ssh-add", str(path)], env=env, capture_output=True, check=True, timeout=30
+            )
+            path.unlink()
+        core = cores.gcore(proc.pid, workdir)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    _no_private_keys(core)

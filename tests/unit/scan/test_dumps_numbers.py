@@ -1,0 +1,234 @@
+"""The RSA number search on synthetic heaps: every byte order and size, window edges, cost control."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.scan import keymath
+from agent.scan.dumps import NumberSearch
+from agent.scan.inventory import Inventory, KnownKey
+from agent.values import ErrorType
+from tests import cores, keys
+
+
+def _encode(x: int, size: int, order: str) -> bytes:
+    if order == "le":
+        return x.to_bytes(size, "little")
+    if order == "be":
+        return x.to_bytes(size, "big")
+    return np.frombuffer(x.to_bytes(size, "big"), dtype=">u4").astype("<u4").tobytes()
+
+
+def _heap(numbers: list[tuple[int, int]], order: str, *, lead: int = 4096) -> bytes:
+    """Numbers in their own malloc chunks (size header, zero tail), as a C heap holds them."""
+    out = bytearray(lead)
+    for value, size in numbers:
+        out += struct.pack("<QQ", 0, (size + 24) | 1) + _encode(value, size, order) + bytes(8)
+    return bytes(out + bytes(4096))
+
+
+def _key_numbers(bits: int, *, with_d: bool = True) -> tuple[list[tuple[int, int]], str]:
+    key = keys.cached_rsa(bits)
+    nums = key.private_numbers()
+    n = nums.public_numbers.n
+    half = bits // 16
+    parts = [(n, bits // 8)]
+    if with_d:
+        parts.append((nums.d, bits // 8))
+    parts += [(nums.p, half), (nums.q, half)]
+    return parts, keymath.rsa_fingerprint(n, 65537)
+
+
+def _big_product(bits: int) -> tuple[list[tuple[int, int]], str]:
+    """n = p * q for sizes whose real key generation takes tens of seconds.
+
+    The search proves p * q = n exactly; primality is checked only up to
+    2048-bit primes (cost bound), so random odd factors exercise the same path.
+    """
+    half = bits // 2
+    p, q = (
+        int.from_bytes(os.urandom(half // 8), "big") | 1 | (1 << (half - 1)) | (1 << (half - 2))
+        for _ in range(2)
+    )
+    return [(p * q, bits // 8), (p, half // 8), (q, half // 8)], keymath.rsa_fingerprint(
+        p * q, 65537
+    )
+
+
+@pytest.mark.parametrize("order", ["le", "be", "java"])
+@pytest.mark.parametrize("bits", [1024, 1536, 2048, 3072, 4096, 6144, 7680, 8192])
+def test_key_stored_as_numbers_is_found_in_every_order_and_size(order: str, bits: int) -> None:
+    """n, p and q (and d when generated) in one byte order are found as one key with its fingerprint."""
+    if bits in (1024, 1536, 2048, 3072, 4096):
+        parts, fp = _key_numbers(bits)
+        assumed = False
+    else:
+        parts, fp = _big_product(bits)
+        assumed = True
+    data = _heap(parts, order)
+    findings = NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    assert [(f.format, f.bits, f.fingerprint, f.exponent_assumed) for f in findings] == [
+        (f"rsa-numbers-{order}", bits, fp, assumed)
+    ]
+    assert findings[0].rule == "rsa_number_search" and findings[0].validated
+
+
+def test_big_endian_numbers_back_to_back_at_an_odd_offset_are_found() -> None:
+    """n || p || q big-endian, contiguous and unaligned (as in a CNG blob), is found."""
+    parts, fp = _key_numbers(2048)
+    n, _, p, q = (v for v, _ in parts)
+    data = (
+        bytes(4099)
+        + n.to_bytes(256, "big")
+        + p.to_bytes(128, "big")
+        + q.to_bytes(128, "big")
+        + bytes(4096)
+    )
+    findings = NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    assert [f.fingerprint for f in findings] == [fp]
+    assert findings[0].offset == 4099 + 256
+
+
+def test_without_d_the_exponent_is_assumed_and_said() -> None:
+    """With no d or dP in memory, e = 65537 is assumed and the finding says so."""
+    parts, fp = _key_numbers(2048, with_d=False)
+    data = _heap(parts, "le")
+    (finding,) = NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    assert finding.fingerprint == fp and finding.exponent_assumed
+
+
+def test_modulus_and_one_prime_are_enough() -> None:
+    """n with only p beside it (q overwritten) is factored and reported."""
+    parts, fp = _key_numbers(2048)
+    data = _heap(parts[:3], "le")  # n, d, p
+    findings = NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    assert [f.fingerprint for f in findings] == [fp]
+
+
+def test_public_numbers_alone_are_not_a_key() -> None:
+    """A modulus and unrelated prime-sized numbers never make a finding."""
+    parts, _ = _key_numbers(2048)
+    other, _ = _key_numbers(1024)
+    data = _heap(
+        [
+            parts[0],
+            (int.from_bytes(os.urandom(128), "little") | 1 | (1 << 1023), 128),
+            other[2],
+            other[3],
+        ],
+        "le",
+    )
+    assert not NumberSearch().feed(memoryview(data), 0, 0, len(data))
+
+
+def test_key_across_a_window_edge_is_reported_once() -> None:
+    """Fed in overlapping windows as the scanner does, a key on a window edge is reported exactly once."""
+    parts, fp = _key_numbers(2048)
+    key_heap = _heap(parts, "le", lead=0)
+    chunk, overlap = 256 * 1024, 64 * 1024
+    for edge in (chunk - overlap - 600, chunk - overlap - 8, chunk - 300, chunk + 1000):
+        at = edge - edge % 16
+        data = bytes(at) + key_heap + bytes(chunk)
+        search = NumberSearch()
+        found = []
+        pos = 0
+        while True:
+            window = data[pos : pos + chunk]
+            last = pos + len(window) >= len(data)
+            own = len(window) if last else len(window) - overlap
+            found += search.feed(memoryview(window), pos, pos, pos + own)
+            if last:
+                break
+            pos += chunk - overlap
+        assert [f.fingerprint for f in found] == [fp], at
+
+
+def test_random_memory_is_skipped_and_counted_never_silently() -> None:
+    """High-entropy blocks are not deep-scanned, and the skipped bytes are recorded as a problem."""
+    parts, fp = _key_numbers(2048)
+    heap = _heap(parts, "le")
+    # random buffers are mmapped apart from the small-object heap that holds the key
+    data = os.urandom(1 << 20) + heap + bytes(-len(heap) % 65536) + os.urandom(1 << 20)
+    search = NumberSearch()
+    findings = search.feed(memoryview(data), 0, 0, len(data))
+    assert [f.fingerprint for f in findings] == [fp]
+    (problem,) = search.problems
+    assert problem.error_type is ErrorType.NOT_DEEP_SCANNED
+    assert problem.bytes_affected == 2 * (1 << 20)
+
+
+def test_key_cap_is_noted() -> None:
+    """Past the per-stream key cap further keys are not reported, and the cap is recorded."""
+    data = b"".join(
+        _heap(_key_numbers(1024)[0] if i == 0 else _key_numbers_index(i), "le") for i in range(3)
+    )
+    search = NumberSearch(max_keys=2)
+    assert len(search.feed(memoryview(data), 0, 0, len(data))) == 2
+    assert [p.error_type for p in search.problems] == [ErrorType.HIT_LIMIT]
+
+
+def _key_numbers_index(index: int) -> list[tuple[int, int]]:
+    nums = keys.cached_rsa(1024, index).private_numbers()
+    return [(nums.public_numbers.n, 128), (nums.p, 64), (nums.q, 64)]
+
+
+def test_inventory_prime_alone_is_a_finding() -> None:
+    """With the inventory, one stored prime of a registered key (no n nearby) is a named finding."""
+    key = keys.cached_rsa(2048)
+    nums = key.private_numbers()
+    fp = keys.fingerprint(key)
+    known = KnownKey(
+        name="signing",
+        fingerprint=fp,
+        algorithm="rsa",
+        bits=2048,
+        rsa_n=nums.public_numbers.n,
+        rsa_e=65537,
+    )
+    data = _heap([(nums.q, 128)], "be")
+    assert not NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    (finding,) = NumberSearch(inventory=Inventory((known,))).feed(memoryview(data), 0, 0, len(data))
+    assert (finding.fingerprint, finding.inventory_name, finding.format) == (
+        fp,
+        "signing",
+        "rsa-prime-be",
+    )
+
+
+@pytest.mark.parametrize("order", ["le", "be"])
+def test_ec_scalar_of_a_registered_key_is_found_and_bare_scalars_never_without(order: str) -> None:
+    """A bare EC scalar is a finding only when the inventory holds its public point."""
+    key = keys.ec_key(ec.SECP256R1())
+    scalar = key.private_numbers().private_value
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    known = KnownKey(
+        name="api",
+        fingerprint=keys.fingerprint(key),
+        algorithm="ec",
+        curve="secp256r1",
+        ec_public_point=point,
+    )
+    data = _heap([(scalar, 32)], order)
+    assert not NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    (finding,) = NumberSearch(inventory=Inventory((known,))).feed(memoryview(data), 0, 0, len(data))
+    assert (finding.algorithm, finding.curve, finding.inventory_name) == ("ec", "secp256r1", "api")
+
+
+def test_synthetic_core_through_the_reader_and_the_search() -> None:
+    """A key inside a hand-built ELF core is found, and its offset maps to the planted address."""
+    parts, fp = _key_numbers(2048)
+    core = cores.build_elf_core([(0x7F0000000000, _heap(parts, "le"))])
+    result = cores.scan_numbers(core)
+    (finding,) = result.findings
+    assert finding.fingerprint == fp
+    assert result.info is not None
+    address = result.info.address_of(finding.offset)
+    assert address is not None and 0x7F0000000000 < address < 0x7F0000000000 + 8192
