@@ -11,6 +11,7 @@ without the password when one belongs to the key.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -90,7 +91,11 @@ def _open(blob: bytes) -> pkcs12.PKCS12KeyAndCertificates | None:
     """The PFX opened with no password or the empty one, else None."""
     for password in (None, b""):
         try:
-            return pkcs12.load_pkcs12(blob, password)
+            # real-world PFX files carry sloppy certificates (negative serials): the
+            # library's deprecation warnings are about the certificate, not the key
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return pkcs12.load_pkcs12(blob, password)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             continue  # wrong password, or a cipher the library refuses: try the next one
     return None
@@ -195,8 +200,10 @@ def _cert_fingerprint(walk: _Walk) -> str | None:
     if len(chosen) != 1:
         return None
     try:
-        cert = x509.load_der_x509_certificate(chosen[0])
-        return keymath.fingerprint(cert.public_key())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sloppy certificates still name their key
+            cert = x509.load_der_x509_certificate(chosen[0])
+            return keymath.fingerprint(cert.public_key())
     except (ValueError, UnsupportedAlgorithm):
         return None  # an unreadable certificate names nothing; the finding stays
 
