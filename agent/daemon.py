@@ -117,6 +117,8 @@ class Daemon:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.agent: AgentIdentity = load_identity(state_dir, cfg.agent.id)
         self.scanner = build_scanner(cfg)
+        workers = cfg.scan.workers or max(1, os.cpu_count() or 1)
+        self._fit_memory(workers)
         self.vault = (
             Vault(
                 Path(cfg.quarantine.dir),
@@ -156,11 +158,26 @@ class Daemon:
             on_problem=self._watch_problem,
             exclude=cfg.scan.exclude,
         )
-        workers = cfg.scan.workers or max(1, os.cpu_count() or 1)
         self._workers = [
             threading.Thread(target=self._work, name=f"egress-guard.scan-{i}")
             for i in range(workers)
         ]
+
+    def _fit_memory(self, workers: int) -> None:
+        """Shrink the scan window so all workers fit in `agent.memory_limit_mib`.
+
+        Each worker holds about three windows at once (the window, the engine's
+        view, the number search's arrays); the limit is a budget, not an rlimit,
+        because numpy and the YARA engines fail badly when an allocation is refused.
+        """
+        budget = self.cfg.agent.memory_limit_mib * 1024 * 1024 // 2  # half for everything else
+        settings = self.scanner.settings
+        per_worker = budget // max(workers, 1) // 3
+        floor = max(4 * 1024 * 1024, 3 * settings.overlap_bytes)
+        chunk = max(floor, min(settings.chunk_bytes, per_worker))
+        if chunk != settings.chunk_bytes:
+            self.scanner.settings = dataclasses.replace(settings, chunk_bytes=chunk)
+            log.info("daemon.window_resized", chunk_mib=chunk // (1024 * 1024), workers=workers)
 
     # -- events -----------------------------------------------------------------------
 
@@ -329,6 +346,7 @@ class Daemon:
         else:
             self.scanner = new_scanner
             self.cfg = new_cfg
+            self._fit_memory(len(self._workers))
             log.info("rules.reload_completed", version=new_scanner.rules.version)
             self._audit(
                 "rules-reload", "rules and config reloaded", version=new_scanner.rules.version

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from agent import logs
+
 _real_connect = socket.socket.connect
 _LOOPBACK = ("127.", "::1", "localhost")
 
@@ -19,6 +21,14 @@ def _guarded_connect(self: socket.socket, address: object) -> None:
         if not host.startswith(_LOOPBACK):
             raise RuntimeError(f"test tried to reach {host}: only loopback is allowed")
     _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_current_stderr() -> Iterator[None]:
+    """Logs go to the current stderr (JSON) before and after every test, whatever a test configured."""
+    logs.configure(json=True)
+    yield
+    logs.configure(json=True)
 
 
 @pytest.fixture(autouse=True)

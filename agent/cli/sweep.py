@@ -240,6 +240,10 @@ def _print_text(outcome: Processed, show_allowlisted: bool) -> None:
     elif outcome.verdict is not None and outcome.verdict.action is Action.QUARANTINE:
         action = f"  [NOT quarantined: {outcome.record.error if outcome.record else '?'}]"
     print(f"{result.arrival.path}: FOUND {len(shown)} key(s){action}")
+    proc = result.dumped_process
+    if proc is not None:
+        exe = f", {proc.executable}" if proc.executable else ""
+        print(f"  dumped process: {proc.name or '?'} (pid {proc.pid or '?'}{exe})")
     for f in shown:
         size = f"{f.bits}" if f.bits else (f.curve or "")
         where = f" in {f.container}" if f.container else ""
