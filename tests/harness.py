@@ -171,9 +171,9 @@ def start_collector(setup: Setup) -> Proc:
     return proc
 
 
-def start_agent(setup: Setup, *, wait: bool = True) -> Proc:
+def start_agent(setup: Setup, *, wait: bool = True, name: str = "agent") -> Proc:
     proc = Proc(
-        "agent", [*CLI, "--log-format", "json", "run", "--config", str(setup.config)], setup.root
+        name, [*CLI, "--log-format", "json", "run", "--config", str(setup.config)], setup.root
     )
     if wait:
         wait_for(
