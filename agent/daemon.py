@@ -42,6 +42,7 @@ from agent.report.outbox import Outbox
 from agent.report.shipper import Shipper
 from agent.report.sinks import build_sinks
 from agent.scan.scanner import Scanner
+from agent.scanpool import BurstPool
 from agent.sources.catchup import catchup
 from agent.sources.state import ScanState, identity_of
 from agent.sources.watch import Watcher
@@ -158,6 +159,7 @@ class Daemon:
             on_problem=self._watch_problem,
             exclude=cfg.scan.exclude,
         )
+        self.pool = BurstPool(cfg, build_scanner, processes=workers)
         self._workers = [
             threading.Thread(target=self._work, name=f"egress-guard.scan-{i}")
             for i in range(workers)
@@ -278,7 +280,7 @@ class Daemon:
         ):
             return
         scanner = self.scanner  # one reference read: a reload swaps it atomically
-        result = scanner.scan(arrival)
+        result = self.pool.scan(arrival, scanner)
         outcome = handle(result, vault=self.vault, agent=self.agent, publish=self.publish)
         with self._lock:
             self.counters.files_scanned += 1
@@ -347,6 +349,7 @@ class Daemon:
             self.scanner = new_scanner
             self.cfg = new_cfg
             self._fit_memory(len(self._workers))
+            self.pool.reconfigure(new_cfg)
             log.info("rules.reload_completed", version=new_scanner.rules.version)
             self._audit(
                 "rules-reload", "rules and config reloaded", version=new_scanner.rules.version
@@ -437,6 +440,10 @@ class Daemon:
         while not self._stop.is_set():
             self._stop.wait(1.0)
             notify("WATCHDOG=1")
+            # a backed-up queue means a burst: scan in worker processes until it is idle again
+            if self.queue.qsize() > 2 * len(self._workers):
+                self.pool.start(self.scanner.settings.chunk_bytes)
+            self.pool.stop_if_idle()
             while self._signals:
                 if self._signals.pop(0) == signal.SIGHUP:
                     self.reload()
@@ -482,6 +489,7 @@ class Daemon:
             self.queue.put(_STOP)
         for t in self._workers:
             t.join(timeout=deadline_seconds)
+        self.pool.stop()
         for timer in self._timers:
             timer.cancel()
         # 3. the stop event goes into the outbox before the final flush so it ships too
