@@ -12,6 +12,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from agent.quarantine.vault import Vault
 from agent.report.event import AgentIdentity, load_identity
 from agent.scan.scanner import Scanner
 from agent.sources.sweep import walk
-from agent.values import Action, Arrival, ArrivalCause, ErrorType, ScanResult
+from agent.values import Action, Arrival, ErrorType, ScanResult
 
 log = get_logger("agent.sweep")
 
@@ -89,19 +90,34 @@ def _worker_scan(arrival: Arrival) -> ScanResult:
 # -- the command -----------------------------------------------------------------------
 
 
+def _not_one_file(path: str) -> str | None:
+    """Why `scan PATH` cannot scan PATH, or None when it is one regular file."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{exc.strerror.lower() if exc.strerror else 'cannot stat'}"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link; links are never followed (scan its target by name)"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder; use `egress-guard sweep` for folders"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    return None
+
+
 def _arrivals(paths: list[str], exclude: list[str], totals: _Totals) -> list[tuple[int, Arrival]]:
     def problem(path: str, reason: str) -> None:
         totals.errors += 1
         log.error("sweep.path_failed", path=path, error_type="unreadable", reason=reason)
 
-    out: list[tuple[int, Arrival]] = []
+    present = []
     for path in paths:
-        if not os.path.lexists(path):
+        if os.path.lexists(path):
+            present.append(path)
+        else:
             problem(path, "no such file or directory")
-            continue
-    for arrival in walk(
-        [p for p in paths if os.path.lexists(p)], exclude=exclude, on_problem=problem
-    ):
+    out: list[tuple[int, Arrival]] = []
+    for arrival in walk(present, exclude=exclude, on_problem=problem):
         try:
             size = os.lstat(arrival.path).st_size
         except OSError:
@@ -126,10 +142,13 @@ def _run(args: argparse.Namespace) -> int:
             restore_roots=cfg.quarantine.restore_roots,
             host=agent.host_name,
         )
+    if args.command == "scan":
+        refusal = _not_one_file(args.paths[0])
+        if refusal:
+            print(f"egress-guard: error: {args.paths[0]}: {refusal}", file=sys.stderr)
+            return EXIT_ERROR
     totals = _Totals()
     arrivals = _arrivals(list(args.paths), list(args.exclude), totals)
-    if args.command == "scan" and arrivals and len(arrivals) != 1:
-        arrivals = arrivals[:1]
     jobs = args.jobs if getattr(args, "jobs", 0) else (os.cpu_count() or 1)
     if args.command == "scan":
         jobs = 1
@@ -316,4 +335,3 @@ def _ephemeral() -> AgentIdentity:
 
 
 __all__ = ["register"]
-_ = ArrivalCause

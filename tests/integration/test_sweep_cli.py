@@ -164,3 +164,21 @@ def test_closed_stdout_is_quiet(corpus: tuple[Path, dict[str, str]]) -> None:
         check=False,
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_scan_refuses_anything_but_one_regular_file(tmp_path: Path) -> None:
+    """`scan` on a folder, a symlink, a FIFO or a missing path exits 2 and says why."""
+    target = tmp_path / "real.bin"
+    target.write_bytes(b"x")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    cases = {
+        str(tmp_path): "use `egress-guard sweep` for folders",
+        str(tmp_path / "link"): "links are never followed",
+        str(tmp_path / "fifo"): "is not a regular file",
+        str(tmp_path / "missing"): "no such file",
+    }
+    for path, reason in cases.items():
+        out = _sweep("scan", path)
+        assert out.returncode == 2, path
+        assert reason in out.stderr, out.stderr
