@@ -8,6 +8,7 @@ describes the key (format, size, offset, fingerprint of the public half).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -47,6 +48,19 @@ class FileIdentity:
     mtime_ns: int
     uid: int
     mode: int
+
+    @classmethod
+    def of(cls, path: str, st: os.stat_result) -> FileIdentity:
+        """The identity of `path` from its (l/f)stat result."""
+        return cls(
+            path=path,
+            device=st.st_dev,
+            inode=st.st_ino,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            uid=st.st_uid,
+            mode=st.st_mode,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -85,16 +85,8 @@ def _open_nofollow(path: str) -> int:
 
 
 def identity_of(path: str, st: os.stat_result) -> FileIdentity:
-    """The FileIdentity of a stat result."""
-    return FileIdentity(
-        path=path,
-        device=st.st_dev,
-        inode=st.st_ino,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        uid=st.st_uid,
-        mode=st.st_mode,
-    )
+    """The FileIdentity of a stat result (kept as a name for the stage's callers)."""
+    return FileIdentity.of(path, st)
 
 
 def _read_full(stream: unpack.Readable, n: int) -> bytes:

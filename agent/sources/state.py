@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 import threading
 import time
 from pathlib import Path
@@ -41,16 +40,8 @@ class ScanStateError(EgressGuardError):
 
 
 def identity_of(path: str, st: os.stat_result) -> FileIdentity:
-    """The FileIdentity of `path` from its lstat result."""
-    return FileIdentity(
-        path=path,
-        device=st.st_dev,
-        inode=st.st_ino,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        uid=st.st_uid,
-        mode=stat.S_IMODE(st.st_mode),
-    )
+    """The FileIdentity of a stat result (kept as a name for the stage's callers)."""
+    return FileIdentity.of(path, st)
 
 
 class ScanState:
