@@ -185,8 +185,11 @@ def test_arbitrary_bytes_give_a_key_or_an_inventory_error(data: bytes) -> None:
 
 @pytest.fixture
 def pubfile(tmp_path: Path) -> Callable[[PrivateKeyTypes], Path]:
+    counter = iter(range(1_000_000))
+
     def make(key: PrivateKeyTypes) -> Path:
-        p = tmp_path / f"{id(key)}.pub"
+        # a counter, not id(key): a freed key's id is reused and would overwrite its file
+        p = tmp_path / f"key-{next(counter)}.pub"
         p.write_bytes(spki(key, Enc.PEM))
         return p
 
