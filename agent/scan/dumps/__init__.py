@@ -12,12 +12,25 @@ could be read plus a DUMP_CORRUPT problem, and the file is still scanned as byte
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from agent.scan.dumps import elf, minidump
 from agent.scan.dumps.model import DumpInfo, Region
-from agent.scan.dumps.numbers import NumberSearch
+
+if TYPE_CHECKING:
+    from agent.scan.dumps.numbers import NumberSearch
 
 __all__ = ["DumpInfo", "NumberSearch", "Region", "inspect", "is_dump_name"]
+
+
+def __getattr__(name: str) -> Any:
+    # numpy (about 15 MB) loads with the number search, on the first dump, not at start:
+    # an idle daemon that has seen no dump stays small
+    if name == "NumberSearch":
+        from agent.scan.dumps.numbers import NumberSearch  # noqa: PLC0415
+
+        return NumberSearch
+    raise AttributeError(name)
 
 _DUMP_NAME = re.compile(
     r"""^(?:
