@@ -32,6 +32,7 @@ def __getattr__(name: str) -> Any:
         return NumberSearch
     raise AttributeError(name)
 
+
 _DUMP_NAME = re.compile(
     r"""^(?:
         core(?:\.\d+)?                      # core, core.1234
