@@ -247,8 +247,12 @@ def build_elf_core(
     pid: int = 4242,
     fname: str = "signer",
     files: tuple[str, ...] = ("/usr/bin/signer", "/usr/lib/libcrypto.so.3"),
+    notes_last: bool = False,
 ) -> bytes:
-    """A minimal x86_64 ELF core: PT_NOTE (PRSTATUS, PRPSINFO, FILE) and page-aligned PT_LOADs."""
+    """A minimal x86_64 ELF core: PT_NOTE (PRSTATUS, PRPSINFO, FILE) and page-aligned PT_LOADs.
+
+    `notes_last` puts the notes after the memory, where gdb's gcore writes them.
+    """
     prstatus = bytearray(336)
     struct.pack_into("<i", prstatus, 32, pid)
     prpsinfo = bytearray(136)
@@ -266,17 +270,19 @@ def build_elf_core(
         + _note(0x46494C45, b"CORE", nt_file)
     )
     phnum = 1 + len(segments)
-    notes_at = 64 + 56 * phnum
-    at = (notes_at + len(notes) + 4095) & ~4095
-    phdrs = struct.pack("<IIQQQQQQ", 4, 0, notes_at, 0, 0, len(notes), 0, 4)
+    head_notes = b"" if notes_last else notes
+    at = (64 + 56 * phnum + len(head_notes) + 4095) & ~4095
     body = b""
+    loads = b""
     for addr, data in segments:
-        phdrs += struct.pack("<IIQQQQQQ", 1, 6, at + len(body), addr, 0, len(data), len(data), 4096)
+        loads += struct.pack("<IIQQQQQQ", 1, 6, at + len(body), addr, 0, len(data), len(data), 4096)
         body += data + bytes(-len(data) % 4096)
+    notes_at = at + len(body) if notes_last else 64 + 56 * phnum
+    phdrs = struct.pack("<IIQQQQQQ", 4, 0, notes_at, 0, 0, len(notes), 0, 4) + loads
     header = b"\x7fELF\x02\x01\x01" + bytes(9)
     header += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
-    head = header + phdrs + notes
-    return head + bytes(at - len(head)) + body
+    head = header + phdrs + head_notes
+    return head + bytes(at - len(head)) + body + (notes if notes_last else b"")
 
 
 def build_minidump(

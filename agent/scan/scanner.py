@@ -308,6 +308,9 @@ class Scanner:
                 if self._wants_numbers(name, info):
                     numbers = dumps.NumberSearch(inventory=self.inventory)
             own_end = len(data) if last else len(data) - overlap
+            if info is not None and info.late_notes is not None:
+                with memoryview(data) as own:
+                    info.late_notes.feed(base, own[:own_end])
             if hasher is not None:
                 hasher.update(memoryview(data)[:own_end])
             state.bytes_scanned += own_end
@@ -364,6 +367,11 @@ class Scanner:
             view.release()
         if numbers is not None:
             state.problems.extend(numbers.problems)
+        if info is not None and info.late_notes is not None:
+            process, problems = info.late_notes.finish()
+            state.problems.extend(problems)
+            if state.process is None:
+                state.process = process
         if info is not None and info.regions:
             stream_findings = [
                 replace(f, address=info.address_of(f.offset)) if f.address is None else f

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +72,53 @@ def test_python_cryptography_keys_are_found_from_numbers_alone(
     assert result.info.process is not None and result.info.process.name and result.info.process.pid
     assert all(result.info.address_of(f.offset) is not None for f in result.findings)
     print(f"python core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s")
+
+
+def test_scan_cli_names_the_process_and_the_keys_of_a_gcore_core(
+    python_core: tuple[Path, set[str]], tmp_path: Path
+) -> None:
+    """`egress-guard scan core` as a responder runs it: process, keys, fingerprints, addresses.
+
+    Windows of 4 MiB put gcore's notes (written after the memory) far past the
+    first window, as they are in any core of a real server.
+    """
+    core, expected = python_core
+    assert core.stat().st_size > 3 * 4 * 1024 * 1024
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[scan]\nchunk_mib = 4\noverlap_kib = 256\n[agent]\nstate_dir = "{tmp_path / "state"}"\n'
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "--log-format",
+            "json",
+            "scan",
+            "--config",
+            str(config),
+            "--format",
+            "jsonl",
+            "--dry-run",
+            str(core),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    (event,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert event["process"]["name"].startswith("python")
+    assert event["process"]["pid"] > 0
+    assert "python" in event["process"]["executable"]
+    found = event["egress_guard"]["findings"]
+    assert expected <= {f["fingerprint"] for f in found}
+    assert all(f["address"] for f in found if f["fingerprint"] in expected)
+    assert not [
+        p for p in event["egress_guard"].get("problems", []) if p["error_type"] == "dump_corrupt"
+    ]
 
 
 def test_systemd_coredump_zstd_core_is_an_elf_core_after_decompression(

@@ -1,18 +1,20 @@
 """ELF core reader: PT_LOAD segments become memory regions; notes name the dumped process.
 
-Reads only the first window of the file (the scanner's head), so it must
-cope with program headers or notes beyond it and with truncated files: it
-returns what it could read plus a DUMP_CORRUPT problem, never raises.
+Parses the first window of the file (the scanner's head). gdb's gcore writes
+the notes at the end of the file, so notes past the head are collected from
+the later windows as the scan streams by (`LateNotes`), never with a second
+read. Truncated or corrupt files yield what could be read plus a DUMP_CORRUPT
+problem; nothing here raises.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.scan.dumps.model import DumpInfo, Region, corrupt, process_of
-from agent.values import ScanProblem
+from agent.values import ProcessInfo, ScanProblem
 
 ET_CORE = 4
 PT_LOAD = 1
@@ -113,13 +115,54 @@ def parse(head: bytes, total_size: int | None) -> DumpInfo | None:
                     f"core is truncated: {missing} bytes of memory segments are missing", missing
                 )
             )
-    pid, name, executable = _read_notes(head, notes, lay, problems)
+    in_head = [(off, size) for off, size in notes if off + min(size, MAX_NOTE_BYTES) <= len(head)]
+    later = [(off, size) for off, size in notes if (off, size) not in in_head]
+    pid, name, executable = _read_notes(head, in_head, lay, problems)
     return DumpInfo(
         kind="elf-core",
         process=process_of(pid, name, executable),
         regions=tuple(regions),
         problems=tuple(problems),
+        late_notes=LateNotes(lay, later) if later else None,
     )
+
+
+@dataclass(slots=True)
+class LateNotes:
+    """Note segments that lie past the head, gathered from the windows as the scan passes them."""
+
+    lay: _Layout
+    spans: list[tuple[int, int]]
+    _bufs: list[bytearray] = field(init=False)
+    _filled: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spans = [(off, min(size, MAX_NOTE_BYTES)) for off, size in self.spans]
+        self._bufs = [bytearray(size) for _, size in self.spans]
+        self._filled = [0] * len(self.spans)
+
+    def feed(self, base: int, data: memoryview) -> None:
+        """Copy what `data` (the window's own, non-overlapping bytes at `base`) holds of the notes."""
+        end = base + len(data)
+        for i, (off, size) in enumerate(self.spans):
+            lo, hi = max(off, base), min(off + size, end)
+            if lo < hi:
+                self._bufs[i][lo - off : hi - off] = data[lo - base : hi - base]
+                self._filled[i] += hi - lo
+
+    def finish(self) -> tuple[ProcessInfo | None, list[ScanProblem]]:
+        """The dumped process from the gathered notes, and a problem for any that never arrived."""
+        problems: list[ScanProblem] = []
+        pid: int | None = None
+        name: str | None = None
+        executable: str | None = None
+        for buf, filled, (_, size) in zip(self._bufs, self._filled, self.spans, strict=True):
+            if filled < size:
+                problems.append(corrupt("the notes segment lies past the end of the file"))
+                continue
+            got = _read_notes(bytes(buf), [(0, size)], self.lay, problems)
+            pid, name, executable = pid or got[0], name or got[1], executable or got[2]
+        return process_of(pid, name, executable), problems
 
 
 def _clip(regions: list[Region], total_size: int) -> tuple[list[Region], int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from agent.values import ErrorType, ProcessInfo, ScanProblem
 
@@ -19,6 +20,18 @@ class Region:
     address: int
 
 
+class LateParts(Protocol):
+    """Parts of a dump's own description that lie past the head (gcore writes notes last)."""
+
+    def feed(self, base: int, data: memoryview) -> None:
+        """Take what a window's own bytes at `base` hold of those parts."""
+        ...
+
+    def finish(self) -> tuple[ProcessInfo | None, list[ScanProblem]]:
+        """The process they name, and problems for parts that never arrived."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DumpInfo:
     """What a dump says about itself: its kind, the dumped process and its memory regions."""
@@ -27,6 +40,7 @@ class DumpInfo:
     process: ProcessInfo | None
     regions: tuple[Region, ...]
     problems: tuple[ScanProblem, ...] = ()
+    late_notes: LateParts | None = field(default=None, compare=False)
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _order: tuple[Region, ...] = field(init=False, repr=False, compare=False)
 

@@ -141,3 +141,30 @@ def test_readers_never_raise_on_mutated_headers(noise: bytes, cut: int) -> None:
         data = mutated[: max(8, len(mutated) - cut % len(mutated))]
         info = dumps.inspect(data, len(data))
         assert info is None or isinstance(info, DumpInfo)
+
+
+def test_notes_written_last_are_read_as_the_windows_pass() -> None:
+    """gcore writes notes after the memory: they are gathered from later windows, in pieces."""
+    core = cores.build_elf_core([(0x1000, b"A" * 50_000)], notes_last=True)
+    info = dumps.inspect(core[:4096], len(core))
+    assert info is not None and info.process is None and info.late_notes is not None
+    for at in range(0, len(core), 1000):  # own spans of 1000 bytes: notes arrive in pieces
+        with memoryview(core) as view:
+            info.late_notes.feed(at, view[at : at + 1000])
+    process, problems = info.late_notes.finish()
+    assert problems == []
+    assert process is not None
+    assert (process.pid, process.name, process.executable) == (4242, "signer", "/usr/bin/signer")
+
+
+def test_notes_cut_off_by_truncation_are_a_problem_not_a_guess() -> None:
+    """A core truncated before its trailing notes names no process and says why."""
+    core = cores.build_elf_core([(0x1000, b"A" * 50_000)], notes_last=True)
+    cut = core[: len(core) - 100]
+    info = dumps.inspect(cut[:4096], len(cut))
+    assert info is not None and info.late_notes is not None
+    with memoryview(cut) as view:
+        info.late_notes.feed(0, view)
+    process, problems = info.late_notes.finish()
+    assert process is None
+    assert [p.error_type for p in problems] == [ErrorType.DUMP_CORRUPT]
