@@ -137,19 +137,19 @@ def test_systemd_coredump_zstd_core_is_an_elf_core_after_decompression(
 
 
 def test_key_in_a_core_with_hundreds_of_mib_of_random_heap_is_found(workdir: Path) -> None:
-    """200 MiB of random heap around the keys: the keys are found and the random bytes are skipped, counted."""
+    """200 MiB of random heap around the keys: the keys are found, and nothing is skipped.
+
+    Random memory is a few long islands of random-looking cells, which the
+    number search pairs at a cost that follows the islands, not the bytes.
+    """
     with cores.holder(cores.python_argv(cores.PYTHON_RSA, "200", "2048")) as (proc, out):
         core = cores.gcore(proc.pid, workdir)
     try:
         result = cores.scan_numbers(core)
         assert _fingerprints(out) <= result.fingerprints
-        skipped = sum(
-            p.bytes_affected for p in result.problems if p.error_type == "not_deep_scanned"
-        )
-        assert skipped >= 190 << 20
-        print(
-            f"random-heap core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s, {skipped >> 20} MiB not deep-scanned"
-        )
+        assert result.size >= 200 << 20
+        assert not [p for p in result.problems if p.error_type == "not_deep_scanned"]
+        print(f"random-heap core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s")
     finally:
         core.unlink()
 

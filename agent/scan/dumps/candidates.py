@@ -68,6 +68,55 @@ def high_cells(cells: U64) -> BOOL:
     return out
 
 
+_ONE32 = np.uint32(1)
+_MASK24 = np.uint32(0xFFFFFF)
+_EIGHT32 = np.uint32(8)
+_HIGH32 = np.uint32(0x80808080)
+
+
+class CellClassifier:
+    """`good` and `high` for every cell of a window, in reused buffers (little-endian hosts).
+
+    Same answer as `~bad_cells(cells)` and `high_cells(cells)`, about twice as
+    fast: the two 32-bit halves of each cell are tested in place, so a window
+    costs a few passes over memory and no fresh temporaries (fresh 32 MiB
+    arrays cost as much in page faults as the arithmetic).
+    A 24-bit field f is 0 or 0xffffff exactly when (f + 1) mod 2^24 <= 1.
+    """
+
+    def __init__(self) -> None:
+        self._n = -1
+        self._scratch = np.empty(0, dtype=np.uint32)
+        self._good = np.empty(0, dtype=np.bool_)
+        self._other = np.empty(0, dtype=np.bool_)
+        self._high = np.empty(0, dtype=np.bool_)
+
+    def classify(self, cells: U64) -> tuple[BOOL, BOOL]:
+        """(good, high) for `cells`; valid until the next call."""
+        n = len(cells)
+        if n != self._n:
+            self._n = n
+            self._scratch = np.empty(n, dtype=np.uint32)
+            self._good = np.empty(n, dtype=np.bool_)
+            self._other = np.empty(n, dtype=np.bool_)
+            self._high = np.empty(n, dtype=np.bool_)
+        halves = cells.view(np.uint32)
+        lo, hi = halves[0::2], halves[1::2]
+        t, good, other, high = self._scratch, self._good, self._other, self._high
+        np.add(lo, _ONE32, out=t)
+        np.bitwise_and(t, _MASK24, out=t)
+        np.greater(t, _ONE32, out=good)
+        np.right_shift(hi, _EIGHT32, out=t)
+        np.add(t, _ONE32, out=t)
+        np.bitwise_and(t, _MASK24, out=t)
+        np.greater(t, _ONE32, out=other)
+        np.logical_and(good, other, out=good)
+        np.bitwise_or(lo, hi, out=t)
+        np.bitwise_and(t, _HIGH32, out=t)
+        np.not_equal(t, 0, out=high)
+        return good, high
+
+
 @dataclass(slots=True)
 class Islands:
     """Runs of good cells that can hold numbers: first cell and length of each, ascending."""
@@ -79,20 +128,34 @@ class Islands:
     def from_cells(cls, good: BOOL, high: BOOL, min_cells: int = MIN_ISLAND_CELLS) -> Islands:
         """Every run of good cells at least `min_cells` long whose cells are mostly high.
 
-        A stored number has a byte >= 0x80 in nearly every cell (a cell lacks one
-        with probability 1/256); text and small structures do not, so islands
-        with fewer than 3/4 such cells are dropped before any candidate work.
+        Text and small structures have no byte >= 0x80, so islands that start
+        with fewer than 3/4 high cells are dropped before any candidate work.
         """
-        edges = np.diff(good.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
+        n = len(good)
+        if n == 0:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        # edges alternate rise, fall, rise, ... once a leading and a trailing bad cell are implied
+        edges = np.flatnonzero(np.diff(good.view(np.int8))) + 1
+        if good[0]:
+            edges = np.concatenate(([0], edges))
+        if good[-1]:
+            edges = np.concatenate((edges, [n]))
+        starts, ends = edges[0::2], edges[1::2]
         keep = (ends - starts) >= min_cells
         starts, ends = starts[keep], ends[keep]
-        highs = np.concatenate(([0], np.cumsum(high, dtype=np.int64)))
-        mostly_high = 4 * (highs[ends] - highs[starts]) >= 3 * (ends - starts)
+        # mostly high, judged on the first `min_cells` cells of each island: a stored
+        # number lacks a byte >= 0x80 in a cell with probability 1/256, text always does
+        highs = np.zeros(len(starts), dtype=np.int64)
+        for k in range(min_cells):
+            highs += high[starts + k]
+        mostly_high = 4 * highs >= 3 * min_cells
         return cls(
             starts[mostly_high].astype(np.int64), (ends - starts)[mostly_high].astype(np.int64)
         )
+
+    def without(self, drop: BOOL) -> Islands:
+        """The islands not marked in `drop`."""
+        return Islands(self.start[~drop], self.length[~drop])
 
     @property
     def longest(self) -> int:
@@ -127,43 +190,66 @@ def view_words(window: memoryview, first_aligned: int, view: View) -> U64:
 MAX_NUMBERS_PER_ISLAND = 4
 
 
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """Where numbers of one size can start, in cells from the first whole cell, ascending.
+
+    They depend only on the islands, the size and whether the view is shifted
+    by a phase, not on the byte order, so one window computes each once.
+    """
+
+    idx: I64
+    at_start: BOOL
+    alone: BOOL
+
+
+def positions(islands: Islands, cells: int, shift: int) -> Positions:
+    """Island starts plus whole multiples of the size (numbers stored back to back)."""
+    # an unaligned number starts in the cell before the first whole cell it covers,
+    # or inside the island's first cell when the island begins mid-number
+    long_enough = islands.length >= cells - shift
+    start, length = islands.start[long_enough], islands.length[long_enough]
+    end = start + length
+    parts: list[I64] = []
+    firsts: list[BOOL] = []
+    alones: list[BOOL] = []
+    for m in range(MAX_NUMBERS_PER_ISLAND):
+        for j in range(shift + 1):
+            pos = start + m * cells + j
+            fits = pos + cells - shift <= end
+            parts.append(pos[fits] - shift)
+            firsts.append(np.full(int(fits.sum()), m == 0))
+            alones.append((length[fits] <= cells + 1) & (m == 0))
+    idx = np.concatenate(parts)
+    order = np.argsort(idx, kind="stable")
+    return Positions(idx[order], np.concatenate(firsts)[order], np.concatenate(alones)[order])
+
+
 def numbers_of_size(
-    words: U64, islands: Islands, view: View, cells: int, *, need_top: bool = True
+    words: U64,
+    islands: Islands,
+    view: View,
+    cells: int,
+    *,
+    need_top: bool = True,
+    cache: dict[tuple[int, int], Positions] | None = None,
 ) -> Candidates:
     """Numbers of `cells` words at the starts of islands (and back to back after them).
 
     Odd, top bit set. Positions are limited to island starts plus whole
     multiples of the size, so the work follows the number of islands and not
     their length (a long random-looking run costs no more than a short one).
+    `cache` keeps the positions for the other byte orders of the same window.
     """
     shift = 1 if view.phase else 0
-    parts: list[I64] = []
-    firsts: list[BOOL] = []
-    # an unaligned number starts in the cell before the first whole cell it covers,
-    # or inside the island's first cell when the island begins mid-number
-    for m in range(MAX_NUMBERS_PER_ISLAND):
-        for j in range(shift + 1):
-            pos = islands.start + m * cells + j
-            fits = pos + cells - shift <= islands.start + islands.length
-            parts.append(pos[fits] - shift)
-            firsts.append(np.full(int(fits.sum()), m == 0))
-    idx = np.concatenate(parts)
-    first = np.concatenate(firsts)
-    alone_len = (
-        np.concatenate(
-            [
-                islands.length[
-                    islands.start + m * cells + j + cells - shift <= islands.start + islands.length
-                ]
-                for m in range(MAX_NUMBERS_PER_ISLAND)
-                for j in range(shift + 1)
-            ]
-        )
-        <= cells + 1
-    )
-    ok = (idx >= 0) & (idx + cells <= len(words))
-    order = np.argsort(idx[ok], kind="stable")
-    idx, at_start, alone = idx[ok][order], first[ok][order], (first & alone_len)[ok][order]
+    key = (cells, shift)
+    pos = cache.get(key) if cache is not None else None
+    if pos is None:
+        pos = positions(islands, cells, shift)
+        if cache is not None:
+            cache[key] = pos
+    ok = (pos.idx >= 0) & (pos.idx + cells <= len(words))
+    idx, at_start, alone = pos.idx[ok], pos.at_start[ok], pos.alone[ok]
     if len(idx) == 0:
         return Candidates(idx, np.zeros(0, dtype=np.uint64), at_start, alone)
     first_w = words[idx]

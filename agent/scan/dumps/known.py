@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.scan.dumps.candidates import U64, Islands, View, numbers_of_size
+from agent.scan.dumps.candidates import U64, Islands, Positions, View, numbers_of_size
 from agent.values import KeyFinding
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ class WindowAccess(Protocol):
     def absolute(self, view: View, idx: int) -> int: ...
     def owns(self, offset: int) -> bool: ...
     def value(self, view: View, idx: int, cells: int) -> int: ...
+
+    @property
+    def positions(self) -> dict[tuple[int, int], Positions]: ...
 
 
 class _Budget(Protocol):
@@ -118,7 +121,7 @@ class Matcher:
         if key.fingerprint in self._found:
             return []
         cells = (n.bit_length() // 2 + 63) // 64
-        cand = numbers_of_size(words, islands, view, cells)
+        cand = numbers_of_size(words, islands, view, cells, cache=win.positions)
         for idx in cand.idx[cand.at_start].tolist():
             offset = win.absolute(view, idx)
             if not win.owns(offset) or not win.owner.spend_division():

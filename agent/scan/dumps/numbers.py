@@ -30,12 +30,12 @@ from agent.scan.dumps.candidates import (
     U64,
     VIEWS,
     Candidates,
+    CellClassifier,
     Islands,
+    Positions,
     View,
-    bad_cells,
     decode,
     encode,
-    high_cells,
     numbers_of_size,
     view_words,
 )
@@ -65,7 +65,7 @@ class NumberSearch:
         pair_distance: int = 64 * 1024,
         max_neighbours: int = 64,
         block_bytes: int = 64 * 1024,
-        dense_fraction: float = 0.85,
+        max_islands_per_block: int = 384,
         max_keys: int = 64,
         max_divisions: int = 20_000,
     ) -> None:
@@ -74,7 +74,8 @@ class NumberSearch:
         self._pair_cells = pair_distance // 8
         self._max_neighbours = max_neighbours
         self._block_cells = block_bytes // 8
-        self._dense_cells = int(self._block_cells * dense_fraction)
+        self._max_islands = max_islands_per_block
+        self._classifier = CellClassifier()
         self._max_keys = max_keys
         self._divisions_left = max_divisions
         self._found: set[int] = set()
@@ -92,13 +93,12 @@ class NumberSearch:
         if ncells < 8:
             return ()
         cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
-        good = ~bad_cells(cells)
-        high = high_cells(cells)
-        self._skip_dense(good, high, base_offset + first, scan_from, scan_to)
-        self._note_skipped()
+        good, high = self._classifier.classify(cells)
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
         islands = Islands.from_cells(good, high, min_cells)
         del cells, good, high
+        islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
+        self._note_skipped()
         if len(islands.start) == 0:
             return ()
         search = _WindowSearch(
@@ -115,22 +115,19 @@ class NumberSearch:
 
     # -- internals ------------------------------------------------------------
 
-    def _skip_dense(
-        self, good: np.ndarray, high: np.ndarray, first_abs: int, scan_from: int, scan_to: int
-    ) -> None:
+    def _skip_crowded(
+        self, islands: Islands, ncells: int, first_abs: int, scan_from: int, scan_to: int
+    ) -> Islands:
         block = self._block_cells
-        nblocks = len(good) // block
-        if nblocks == 0:
-            return
-        full = nblocks * block
-        counts = (good[:full] & high[:full]).reshape(nblocks, block).sum(axis=1)
-        dense = np.flatnonzero(counts > self._dense_cells)
-        for b in dense.tolist():
-            # the whole block is dropped: random, compressed or encrypted bytes
-            good[b * block : (b + 1) * block] = False
+        counts = np.bincount(islands.start // block, minlength=(ncells + block - 1) // block)
+        crowded = np.flatnonzero(counts > self._max_islands)
+        if len(crowded) == 0:
+            return islands
+        for b in crowded.tolist():
             start = first_abs + 8 * b * block
             own = min(start + 8 * block, scan_to) - max(start, scan_from)
             self._skipped_bytes += max(0, own)
+        return islands.without(np.isin(islands.start // block, crowded))
 
     def _note_skipped(self) -> None:
         if not self._skipped_bytes:
@@ -141,9 +138,9 @@ class NumberSearch:
                 error_type=ErrorType.NOT_DEEP_SCANNED,
                 stage=STAGE,
                 detail=(
-                    "the RSA number search skipped high-entropy memory (random, compressed or "
-                    "encrypted data, where candidate numbers are too dense to pair); "
-                    "structured rules still scanned it"
+                    "the RSA number search skipped memory crowded with short random-looking "
+                    "values (a table of hashes or random tokens, where candidate numbers are "
+                    "too many to pair); structured rules still scanned it"
                 ),
                 bytes_affected=self._skipped_bytes,
             )
@@ -199,6 +196,7 @@ class _WindowSearch:
         self.scan_from = scan_from
         self.scan_to = scan_to
         self._hay: bytes | None = None
+        self.positions: dict[tuple[int, int], Positions] = {}
 
     @property
     def owner(self) -> NumberSearch:
@@ -230,10 +228,10 @@ class _WindowSearch:
             cells = size // 8
             if islands.longest < 2 * cells - 1:
                 continue
-            moduli = numbers_of_size(words, islands, view, 2 * cells)
+            moduli = numbers_of_size(words, islands, view, 2 * cells, cache=self.positions)
             if len(moduli.idx) == 0:
                 continue
-            primes = numbers_of_size(words, islands, view, cells)
+            primes = numbers_of_size(words, islands, view, cells, cache=self.positions)
             if len(primes.idx) == 0:
                 continue
             out += self._pairs(view, cells, primes, moduli)

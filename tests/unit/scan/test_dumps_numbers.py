@@ -149,18 +149,34 @@ def test_key_across_a_window_edge_is_reported_once() -> None:
         assert [f.fingerprint for f in found] == [fp], at
 
 
-def test_random_memory_is_skipped_and_counted_never_silently() -> None:
-    """High-entropy blocks are not deep-scanned, and the skipped bytes are recorded as a problem."""
-    parts, fp = _key_numbers(2048)
+def test_key_packed_between_random_buffers_is_found() -> None:
+    """Random memory right beside a key's numbers (same 64 KiB block) hides nothing.
+
+    An earlier cost control skipped blocks that were mostly random-looking
+    cells; OpenSSL keeps a key's numbers side by side, so it skipped the key.
+    """
+    parts, fp = _key_numbers(4096)
     heap = _heap(parts, "le")
-    # random buffers are mmapped apart from the small-object heap that holds the key
-    data = os.urandom(1 << 20) + heap + bytes(-len(heap) % 65536) + os.urandom(1 << 20)
+    data = os.urandom(1 << 20) + heap + os.urandom(1 << 20)
+    search = NumberSearch()
+    findings = search.feed(memoryview(data), 0, 0, len(data))
+    assert [f.fingerprint for f in findings] == [fp]
+    assert search.problems == []
+
+
+def test_memory_crowded_with_short_random_values_is_skipped_and_counted() -> None:
+    """A table of many short random values is not paired (hopeless), and the bytes are recorded."""
+    parts, fp = _key_numbers(2048)
+    # malloc-like chunks: a 16-byte header, then 64 random bytes (a table of tokens or hashes)
+    chunk = lambda: struct.pack("<QQ", 0x51, 0) + os.urandom(64)  # noqa: E731
+    table = b"".join(chunk() for _ in range((2 << 20) // 80 + 1))[: 2 << 20]
+    data = table + _heap(parts, "le")
     search = NumberSearch()
     findings = search.feed(memoryview(data), 0, 0, len(data))
     assert [f.fingerprint for f in findings] == [fp]
     (problem,) = search.problems
     assert problem.error_type is ErrorType.NOT_DEEP_SCANNED
-    assert problem.bytes_affected == 2 * (1 << 20)
+    assert problem.bytes_affected == 2 << 20
 
 
 def test_key_cap_is_noted() -> None:
