@@ -17,6 +17,7 @@ big-integer checks per stream are capped.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -195,7 +196,6 @@ class _WindowSearch:
         self.first = first
         self.scan_from = scan_from
         self.scan_to = scan_to
-        self._hay: bytes | None = None
         self.positions: dict[tuple[int, int], Positions] = {}
 
     @property
@@ -216,10 +216,8 @@ class _WindowSearch:
         return decode(self.window, self.first, view, idx, cells)
 
     def contains(self, needle: bytes) -> bool:
-        """True when the window holds these bytes (the window is copied once, on first use)."""
-        if self._hay is None:
-            self._hay = bytes(self.window)
-        return needle in self._hay
+        """True when the window holds these bytes (searched in place: no copy of the window)."""
+        return re.search(re.escape(needle), self.window) is not None
 
     def view(self, view: View, words: U64, islands: Islands) -> list[KeyFinding]:
         """Keys of every modulus size in one byte order."""
