@@ -36,6 +36,11 @@ def test_pool_scans_in_workers_and_stops_when_idle(tmp_path: Path) -> None:
     try:
         pool.start(fallback.settings.chunk_bytes)
         assert pool.active
+        # workers take a second or more to start: meanwhile scans stay here and never wait
+        assert not pool.ready
+        early = pool.scan(Arrival(path=str(target), cause=ArrivalCause.SWEEP), fallback)
+        assert [f.fingerprint for f in early.key_material] == [planted.fingerprint]
+        assert pool.wait_ready(timeout=120)
         result = pool.scan(Arrival(path=str(target), cause=ArrivalCause.SWEEP), fallback)
         assert [f.fingerprint for f in result.key_material] == [planted.fingerprint]
         now[0] = 4.0

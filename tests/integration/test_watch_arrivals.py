@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from agent.sources import watch
 from tests.integration.watch_support import MAX_WAIT, SETTLE, wait_for, watching
 
 WRITER = r"""
@@ -102,6 +105,38 @@ def test_rename_link_move_and_copy_are_delivered_in_their_final_form(tmp_path: P
         assert [s.size for s in got] == [size], name
     assert seen.for_path(root / "moved.core")[0].arrival.cause in ("moved_in", "settled")
     assert seen.for_path(root / "renamed.core")[0].arrival.cause == "moved_in"
+
+
+def test_a_file_moved_out_of_the_tree_does_not_hold_up_the_arrivals_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watchdog holds a moved-out file's event to pair it with a move-in; files after it still arrive."""
+    # the hold is 0.5 s in watchdog; made longer than the deadline below, a stall cannot pass
+    monkeypatch.setattr(watch._MoveGrouper, "delay", 60.0)
+    root = tmp_path / "watched"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    with watching([root]) as (_, seen):
+        first = root / "first.core"
+        first.write_bytes(b"f" * 100)
+        wait_for(lambda: seen.for_path(first) != [], timeout=10, what="the first file")
+        first.rename(outside / "first.core")  # moved out, as a quarantine by rename does
+        part = root / ".renamed.core.part"
+        part.write_bytes(b"r" * 200)
+        part.rename(root / "renamed.core")
+        (root / "after.core").write_bytes(b"a" * 300)
+        wait_for(
+            lambda: (
+                seen.for_path(root / "after.core") != []
+                and seen.for_path(root / "renamed.core") != []
+            ),
+            timeout=10,
+            what="the files written after the move out",
+        )
+    assert [s.size for s in seen.for_path(root / "after.core")] == [300]
+    # a rename inside the tree is still paired (and settles as a move, not a new file)
+    assert [str(s.arrival.cause) for s in seen.for_path(root / "renamed.core")] == ["moved_in"]
 
 
 SLOW = r"""
