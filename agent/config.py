@@ -49,7 +49,7 @@ class AgentSection:
     heartbeat_seconds: float = 60.0
     log_level: str = "info"
     nice: int = 10
-    ionice_idle: bool = True
+    ionice_idle: bool = False
     memory_limit_mib: int = 512
 
 

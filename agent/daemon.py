@@ -82,9 +82,13 @@ def protect_self(cfg: AgentConfig) -> None:
     proc = psutil.Process()
     with contextlib.suppress(psutil.Error, OSError):
         proc.nice(max(proc.nice(), cfg.agent.nice))
-    if cfg.agent.ionice_idle:
-        with contextlib.suppress(psutil.Error, OSError, AttributeError):
+    with contextlib.suppress(psutil.Error, OSError, AttributeError):
+        if cfg.agent.ionice_idle:
             proc.ionice(psutil.IOPRIO_CLASS_IDLE)
+        else:
+            # best effort at the lowest level: the idle class waits for every other
+            # reader, so a host whose disk never rests would delay quarantine without end
+            proc.ionice(psutil.IOPRIO_CLASS_BE, 7)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests import keys
@@ -132,5 +133,17 @@ def test_agent_cannot_dump_core(setup: Setup) -> None:
         limits = Path(f"/proc/{agent.popen.pid}/limits").read_text()
         core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
         assert core.split()[4:6] == ["0", "0"]
+    finally:
+        agent.stop()
+
+
+def test_agent_lowers_its_cpu_and_io_priority(setup: Setup) -> None:
+    """nice 10 and best-effort I/O at the lowest level (never the idle class: it can starve)."""
+    agent: Proc = start_agent(setup)
+    try:
+        proc = psutil.Process(agent.popen.pid)
+        assert proc.nice() == 10
+        io = proc.ionice()
+        assert (io.ioclass, io.value) == (psutil.IOPRIO_CLASS_BE, 7)
     finally:
         agent.stop()
