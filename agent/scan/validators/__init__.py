@@ -62,6 +62,7 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
     base64der,
     blobs,
     der,
+    hexder,
     jwk,
     openssh,
     partial,
@@ -83,4 +84,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "jwk": jwk.validate,  # JWK and JWK sets with private members
     "pkcs12": pkcs12.validate,  # PKCS#12 / PFX
     "partial_der": partial.validate,  # DER whose header was overwritten (anchored in the body)
+    "hex_der": hexder.validate,  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
 }

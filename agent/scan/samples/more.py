@@ -1,0 +1,82 @@
+"""Self-test samples for rules/more.yar: hex DER, .NET XML RSA, `openssl -text`, Java KeyStore.
+
+Each maker generates a fresh key with cryptography and writes it the way the
+tool in question does (xxd -p / xxd -i, .NET `ToXmlString(true)`, OpenSSL's
+`-text` printer, the JKS writer of the JDK), without needing those tools.
+Tests use the same encoders to build variants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from agent.scan.samples.base import Sample, SampleMaker
+from agent.scan.samples.text import embed, fingerprint
+
+_Enc = serialization.Encoding
+_Priv = serialization.PrivateFormat
+_NoEnc = serialization.NoEncryption()
+
+
+def _rsa() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def der(key: PrivateKeyTypes, fmt: _Priv = _Priv.PKCS8) -> bytes:
+    """The key as unencrypted DER."""
+    return key.private_bytes(_Enc.DER, fmt, _NoEnc)
+
+
+# ---- hex DER --------------------------------------------------------------------------
+
+
+def xxd_plain(data: bytes, width: int = 60) -> bytes:
+    """`xxd -p`: lowercase hex wrapped at `width` digits."""
+    text = data.hex().encode()
+    return b"\n".join(text[i : i + width] for i in range(0, len(text), width)) + b"\n"
+
+
+def hex_escaped(data: bytes) -> bytes:
+    """A `"\\x30\\x82..."` string literal (C, Python, shell printf)."""
+    return b'"' + b"".join(b"\\x%02x" % b for b in data) + b'"'
+
+
+def c_array(data: bytes, *, java: bool = False, per_line: int = 12) -> bytes:
+    """`xxd -i` (C) or a Java `new byte[] {(byte) 0x82, ...}` body."""
+    items = [("(byte) 0x%02x" if java and b >= 0x80 else "0x%02x") % b for b in data]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return ("{\n  " + ",\n  ".join(lines) + "\n}").encode()
+
+
+def _hex_xxd() -> Sample:
+    key = _rsa()
+    return Sample(embed(b"$ xxd -p key.der\n" + xxd_plain(der(key))), fingerprint(key))
+
+
+def _hex_sec1_upper() -> Sample:
+    key = ec.generate_private_key(ec.SECP256R1())
+    text = der(key, _Priv.TraditionalOpenSSL).hex().upper().encode()
+    return Sample(embed(b'signing_key = "' + text + b'"\n'), fingerprint(key))
+
+
+def _hex_escaped_ed25519() -> Sample:
+    key = ed25519.Ed25519PrivateKey.generate()
+    return Sample(embed(b"KEY = " + hex_escaped(der(key)) + b"\n"), fingerprint(key))
+
+
+def _hex_c_array() -> Sample:
+    key = _rsa()
+    body = c_array(der(key, _Priv.TraditionalOpenSSL))
+    return Sample(embed(b"unsigned char key_der[] = " + body + b";\n"), fingerprint(key))
+
+
+SAMPLES: Mapping[str, SampleMaker] = {
+    "hex_der_pkcs8_rsa_xxd": _hex_xxd,
+    "hex_der_sec1_ec_upper": _hex_sec1_upper,
+    "hex_der_pkcs8_ed25519_escaped": _hex_escaped_ed25519,
+    "hex_der_pkcs1_rsa_c_array": _hex_c_array,
+}

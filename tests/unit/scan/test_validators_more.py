@@ -1,0 +1,250 @@
+"""rules/more.yar: hex DER, .NET XML RSA, `openssl -text`, Java KeyStore, under both engines.
+
+Every key is generated at run time; nothing here is stored. Each positive case
+plants one encoding in filler, scans with rules/more.yar under YARA-X and
+yara-python, calls the validator each rule names and expects exactly one
+validated finding with the key's fingerprint at the expected offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa, x448
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.scan import samples
+from agent.scan.engine import CompiledRules, RuleSource, compile_rules
+from agent.scan.rules import rule_metas
+from agent.scan.samples import more as enc
+from agent.scan.validators import VALIDATORS, Hit
+from agent.values import KeyFinding
+from tests import keys
+
+ENGINES = ("yara-x", "yara")
+BEFORE = 3000
+Priv = serialization.PrivateFormat
+FUZZ = settings(max_examples=50, deadline=None)
+
+
+def sources() -> list[RuleSource]:
+    path = Path(__file__).resolve().parents[3] / "rules" / "more.yar"
+    return [RuleSource(str(path), path.read_text())]
+
+
+@cache
+def compiled(engine: str) -> CompiledRules:
+    return compile_rules(sources(), engine)
+
+
+def scan(engine: str, data: bytes) -> list[KeyFinding]:
+    """Every finding rules/more.yar and its validators produce for `data`."""
+    out: list[KeyFinding] = []
+    view = memoryview(data)
+    for match in compiled(engine).scan(data):
+        validator = VALIDATORS[str(match.meta["validator"])]
+        for start, length in match.matches:
+            out.extend(validator(Hit(match.rule, match.meta, view, start, start + length, 0)))
+    return out
+
+
+def run(validator: str, data: bytes, start: int = 0) -> list[KeyFinding]:
+    """The validator called directly on a hit at `start` (for hostile-input tests)."""
+    hit = Hit("fuzz", {"validator": validator}, memoryview(data), start, start + 4, 0)
+    return list(VALIDATORS[validator](hit))
+
+
+@cache
+def rsa2048(index: int = 0) -> rsa.RSAPrivateKey:
+    return keys.cached_rsa(2048, index)
+
+
+@cache
+def dsa1024() -> dsa.DSAPrivateKey:
+    return dsa.generate_private_key(key_size=1024)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A payload holding one key, where its finding must point, and what it must say."""
+
+    payload: bytes
+    anchor: bytes  # the finding's offset is where this first occurs in the payload
+    key: PrivateKeyTypes
+    fmt: str
+    algorithm: str
+    encrypted: bool = False
+
+
+def _size(key: PrivateKeyTypes) -> tuple[int | None, str | None]:
+    if isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
+        return key.key_size, None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.curve.key_size, key.curve.name
+    return None, None
+
+
+def check_case(engine: str, case: Case) -> None:
+    data = keys.plant(case.payload, before=BEFORE, after=BEFORE)
+    findings = scan(engine, data)
+    assert len(findings) == 1, [(f.rule, f.format, f.offset) for f in findings]
+    (f,) = findings
+    assert f.validated
+    assert (f.format, f.algorithm, f.encrypted) == (case.fmt, case.algorithm, case.encrypted)
+    assert f.offset == BEFORE + case.payload.index(case.anchor)
+    assert f.fingerprint == keys.fingerprint(case.key)
+    assert (f.bits, f.curve) == _size(case.key)
+
+
+# ---- 3. hex DER -----------------------------------------------------------------------
+
+
+def _hex(key: PrivateKeyTypes, fmt: Priv, spell: Callable[[bytes], bytes], algorithm: str) -> Case:
+    text = spell(enc.der(key, fmt))
+    anchor = text.lstrip(b'{\n "')[:4]
+    return Case(b"data = " + text + b";\n", anchor, key, "hex-der", algorithm)
+
+
+def _go_concat(data: bytes) -> bytes:
+    text = data.hex().encode()
+    parts = [b'"' + text[i : i + 64] + b'"' for i in range(0, len(text), 64)]
+    return b" +\n\t".join(parts)
+
+
+HEX_CASES: dict[str, Callable[[], Case]] = {
+    "pkcs8-rsa-xxd": lambda: _hex(rsa2048(), Priv.PKCS8, enc.xxd_plain, "rsa"),
+    "pkcs1-rsa-one-line-upper": lambda: _hex(
+        rsa2048(), Priv.TraditionalOpenSSL, lambda d: d.hex().upper().encode(), "rsa"
+    ),
+    "pkcs1-rsa-go-concat": lambda: _hex(rsa2048(), Priv.TraditionalOpenSSL, _go_concat, "rsa"),
+    "pkcs8-rsa-escaped": lambda: _hex(rsa2048(), Priv.PKCS8, enc.hex_escaped, "rsa"),
+    "pkcs1-rsa-c-array": lambda: _hex(rsa2048(), Priv.TraditionalOpenSSL, enc.c_array, "rsa"),
+    "pkcs8-rsa-java-array": lambda: _hex(
+        rsa2048(), Priv.PKCS8, lambda d: enc.c_array(d, java=True), "rsa"
+    ),
+    "pkcs8-p256-xxd": lambda: _hex(keys.ec_key(), Priv.PKCS8, enc.xxd_plain, "ec"),
+    "pkcs8-p384-array": lambda: _hex(keys.ec_key(ec.SECP384R1()), Priv.PKCS8, enc.c_array, "ec"),
+    "sec1-p256-hex": lambda: _hex(
+        keys.ec_key(), Priv.TraditionalOpenSSL, lambda d: d.hex().encode(), "ec"
+    ),
+    "sec1-secp256k1-hex": lambda: _hex(
+        keys.ec_key(ec.SECP256K1()), Priv.TraditionalOpenSSL, lambda d: d.hex().encode(), "ec"
+    ),
+    "sec1-p384-escaped": lambda: _hex(
+        keys.ec_key(ec.SECP384R1()), Priv.TraditionalOpenSSL, enc.hex_escaped, "ec"
+    ),
+    "sec1-p521-xxd": lambda: _hex(
+        keys.ec_key(ec.SECP521R1()), Priv.TraditionalOpenSSL, enc.xxd_plain, "ec"
+    ),
+    "pkcs8-ed25519-hex": lambda: _hex(
+        keys.ed25519_key(), Priv.PKCS8, lambda d: d.hex().encode(), "ed25519"
+    ),
+    "pkcs8-ed25519-escaped": lambda: _hex(
+        keys.ed25519_key(), Priv.PKCS8, enc.hex_escaped, "ed25519"
+    ),
+    "pkcs8-x25519-array": lambda: _hex(keys.x25519_key(), Priv.PKCS8, enc.c_array, "x25519"),
+    "pkcs8-ed448-hex": lambda: _hex(
+        keys.ed448_key(), Priv.PKCS8, lambda d: d.hex().encode(), "ed448"
+    ),
+    "pkcs8-x448-xxd": lambda: _hex(
+        x448.X448PrivateKey.generate(), Priv.PKCS8, enc.xxd_plain, "x448"
+    ),
+    "pkcs8-dsa-xxd": lambda: _hex(dsa1024(), Priv.PKCS8, enc.xxd_plain, "dsa"),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case_id", sorted(HEX_CASES))
+def test_hex_der_key_gives_one_validated_finding(engine: str, case_id: str) -> None:
+    """Hex DER in any spelling gives one finding, at the key's first byte, naming the key."""
+    check_case(engine, HEX_CASES[case_id]())
+
+
+def _spki(key: PrivateKeyTypes) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _tampered_pkcs1_hex() -> bytes:
+    text = enc.der(rsa2048(), Priv.TraditionalOpenSSL).hex()
+    # flip one digit in the middle of the modulus: p * q no longer equals n
+    return (text[:100] + ("0" if text[100] != "0" else "1") + text[101:]).encode()
+
+
+HEX_NEGATIVES: dict[str, Callable[[], bytes]] = {
+    "spki-rsa-hex": lambda: _spki(rsa2048()).hex().encode(),
+    "spki-ec-xxd": lambda: enc.xxd_plain(_spki(keys.ec_key())),
+    "spki-ed25519-array": lambda: enc.c_array(_spki(keys.ed25519_key())),
+    "tampered-pkcs1-hex": _tampered_pkcs1_hex,
+    "truncated-pkcs8-hex": lambda: enc.der(rsa2048()).hex().encode()[:1500],
+    "prefix-then-garbage": lambda: (
+        b"308204bd020100300d06092a864886f70d0101010500" + keys.filler(1200, seed=3).hex().encode()
+    ),
+    "escaped-prefix-then-text": lambda: b'"\\x30\\x82\\x04\\xbd\\x02\\x01\\x00\\x02\\x82 oops"',
+    "random-hex": lambda: keys.filler(20_000, seed=4).hex().encode(),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case_id", sorted(HEX_NEGATIVES))
+def test_hex_look_alikes_give_no_validated_finding(engine: str, case_id: str) -> None:
+    """Public keys, truncated or tampered keys and garbage after a real prefix are no finding."""
+    data = keys.plant(HEX_NEGATIVES[case_id](), before=BEFORE, after=BEFORE)
+    assert [f for f in scan(engine, data) if f.validated] == []
+
+
+@cache
+def _real_hex() -> bytes:
+    return enc.der(keys.ec_key(), Priv.TraditionalOpenSSL).hex().encode()
+
+
+@FUZZ
+@given(
+    spelling=st.sampled_from((b"", b"\\x", b"0x")),
+    body=st.binary(max_size=600),
+    cut=st.integers(min_value=0, max_value=240),
+)
+def test_hex_der_hostile_input_never_raises(spelling: bytes, body: bytes, cut: int) -> None:
+    """A real prefix followed by random or cut-short text never raises and never validates."""
+    head = _real_hex()[:cut]
+    if spelling:
+        head = b", ".join(spelling + head[i : i + 2] for i in range(0, len(head), 2))
+    data = b"x" + head + body
+    assert [f for f in run("hex_der", data, 1) if f.validated] == []
+
+
+# ---- rules and self-test samples ------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_more_rules_compile_under_both_engines(engine: str) -> None:
+    """rules/more.yar compiles with YARA-X and yara-python."""
+    assert compiled(engine).engine == engine
+
+
+def test_every_more_rule_names_a_validator_and_existing_selftests() -> None:
+    """Each rule's meta names a known validator, a severity and self-test generators that exist."""
+    for rule, meta in rule_metas(sources()).items():
+        assert meta["validator"] in VALIDATORS, rule
+        assert meta["severity"] == "high"
+        assert meta["format"] and meta["description"]
+        for name in meta["selftest"].split(","):
+            assert name in samples.SAMPLES, (rule, name)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_selftest_sample_validates_with_its_rule(engine: str) -> None:
+    """Each rule finds each of its self-test samples, validated, with the sample's fingerprint."""
+    for rule, meta in rule_metas(sources()).items():
+        for name in meta["selftest"].split(","):
+            sample = enc.SAMPLES[name]()
+            found = [f for f in scan(engine, sample.data) if f.rule == rule and f.validated]
+            assert [f.fingerprint for f in found] == [sample.fingerprint], (rule, name)
