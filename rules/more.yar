@@ -30,3 +30,18 @@ rule hex_der_private_key
     condition:
         any of them
 }
+
+rule xml_rsa_private_key
+{
+    meta:
+        validator = "xml_rsa"
+        format = "xml-rsa"
+        severity = "high"
+        description = ".NET XML RSA private key (<RSAKeyValue> with P, Q, D...), plain, in a JSON/config string or XML-escaped"
+        selftest = "xml_rsa_dotnet,xml_rsa_json_config"
+    strings:
+        $xml = "<RSAKeyValue>" ascii wide
+        $escaped = "&lt;RSAKeyValue&gt;" ascii wide
+    condition:
+        any of them
+}

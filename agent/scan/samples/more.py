@@ -8,7 +8,9 @@ Tests use the same encoders to build variants.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import json
+from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -74,9 +76,59 @@ def _hex_c_array() -> Sample:
     return Sample(embed(b"unsigned char key_der[] = " + body + b";\n"), fingerprint(key))
 
 
+# ---- .NET XML RSA ---------------------------------------------------------------------
+
+DOTNET_ORDER = ("Modulus", "Exponent", "P", "Q", "DP", "DQ", "InverseQ", "D")
+
+
+def _b64_int(value: int, size: int) -> str:
+    return base64.b64encode(
+        value.to_bytes(max(size, (value.bit_length() + 7) // 8), "big")
+    ).decode()
+
+
+def xml_rsa(
+    key: rsa.RSAPrivateKey,
+    *,
+    order: Sequence[str] = DOTNET_ORDER,
+    private: bool = True,
+    sep: str = "",
+) -> str:
+    """`RSA.ToXmlString(private)`: members padded as .NET pads them (halves to half the modulus)."""
+    nums = key.private_numbers()
+    pub = nums.public_numbers
+    size = (pub.n.bit_length() + 7) // 8
+    values = {
+        "Modulus": (pub.n, size),
+        "Exponent": (pub.e, 0),
+        "P": (nums.p, size // 2),
+        "Q": (nums.q, size // 2),
+        "DP": (nums.dmp1, size // 2),
+        "DQ": (nums.dmq1, size // 2),
+        "InverseQ": (nums.iqmp, size // 2),
+        "D": (nums.d, size),
+    }
+    names = [n for n in order if private or n in ("Modulus", "Exponent")]
+    body = sep.join(f"<{n}>{_b64_int(*values[n])}</{n}>" for n in names)
+    return f"<RSAKeyValue>{sep}{body}{sep}</RSAKeyValue>"
+
+
+def _xml_dotnet() -> Sample:
+    key = _rsa()
+    return Sample(embed(xml_rsa(key).encode()), fingerprint(key))
+
+
+def _xml_json_config() -> Sample:
+    key = _rsa()
+    doc = {"Signing": {"PrivateKeyXml": xml_rsa(key, order=DOTNET_ORDER[::-1], sep="\n  ")}}
+    return Sample(embed(json.dumps(doc, indent=2).encode()), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs8_rsa_xxd": _hex_xxd,
     "hex_der_sec1_ec_upper": _hex_sec1_upper,
     "hex_der_pkcs8_ed25519_escaped": _hex_escaped_ed25519,
     "hex_der_pkcs1_rsa_c_array": _hex_c_array,
+    "xml_rsa_dotnet": _xml_dotnet,
+    "xml_rsa_json_config": _xml_json_config,
 }

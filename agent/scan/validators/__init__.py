@@ -69,6 +69,7 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
     pem,
     pkcs12,
     ppk,
+    xmlkey,
 )
 
 # name in a rule's `validator` meta -> function. Keep one line per format.
@@ -85,4 +86,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "pkcs12": pkcs12.validate,  # PKCS#12 / PFX
     "partial_der": partial.validate,  # DER whose header was overwritten (anchored in the body)
     "hex_der": hexder.validate,  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
+    "xml_rsa": xmlkey.validate,  # .NET <RSAKeyValue> with the private members
 }

@@ -8,6 +8,8 @@ validated finding with the key's fingerprint at the expected offset.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -219,6 +221,93 @@ def test_hex_der_hostile_input_never_raises(spelling: bytes, body: bytes, cut: i
         head = b", ".join(spelling + head[i : i + 2] for i in range(0, len(head), 2))
     data = b"x" + head + body
     assert [f for f in run("hex_der", data, 1) if f.validated] == []
+
+
+# ---- 1. .NET XML RSA ------------------------------------------------------------------
+
+
+def _xml(text: str, anchor: bytes = b"<RSAKeyValue>", key: int = 0) -> Case:
+    return Case(text.encode(), anchor, rsa2048(key), "xml-rsa", "rsa")
+
+
+def _php_json(text: str) -> str:
+    # PHP's json_encode escapes every slash
+    return json.dumps({"key": text}).replace("/", "\\/")
+
+
+XML_CASES: dict[str, Callable[[], Case]] = {
+    "dotnet-one-line": lambda: _xml(enc.xml_rsa(rsa2048())),
+    "reversed-order-indented": lambda: _xml(
+        enc.xml_rsa(rsa2048(), order=enc.DOTNET_ORDER[::-1], sep="\n    ")
+    ),
+    "crlf-in-config": lambda: _xml(
+        '<appSettings>\r\n  <add key="k">'
+        + enc.xml_rsa(rsa2048(1), sep="\r\n    ")
+        + "</add>\r\n</appSettings>",
+        key=1,
+    ),
+    "json-string": lambda: _xml(json.dumps({"PrivateKey": enc.xml_rsa(rsa2048(), sep="\n")})),
+    "json-php-escaped-slashes": lambda: _xml(_php_json(enc.xml_rsa(rsa2048(), sep="\n"))),
+    "xml-escaped-attribute": lambda: _xml(
+        '<add key="k" value="'
+        + enc.xml_rsa(rsa2048()).replace("<", "&lt;").replace(">", "&gt;")
+        + '" />',
+        b"&lt;RSAKeyValue",
+    ),
+    "without-d": lambda: _xml(
+        enc.xml_rsa(rsa2048(), order=("Modulus", "Exponent", "P", "Q", "DP", "DQ", "InverseQ"))
+    ),
+    "utf16le": lambda: Case(
+        enc.xml_rsa(rsa2048()).encode("utf-16-le"),
+        "<RSAKeyValue>".encode("utf-16-le"),
+        rsa2048(),
+        "xml-rsa",
+        "rsa",
+    ),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case_id", sorted(XML_CASES))
+def test_xml_rsa_key_gives_one_validated_finding(engine: str, case_id: str) -> None:
+    """An <RSAKeyValue> with the private members gives one finding naming the key."""
+    check_case(engine, XML_CASES[case_id]())
+
+
+def _xml_tampered() -> bytes:
+    nums = rsa2048().private_numbers()
+    text = enc.xml_rsa(rsa2048())
+    good = base64.b64encode(nums.p.to_bytes(128, "big")).decode()
+    bad = base64.b64encode((nums.p + 2).to_bytes(128, "big")).decode()
+    return text.replace(good, bad).encode()
+
+
+XML_NEGATIVES: dict[str, Callable[[], bytes]] = {
+    "public-only": lambda: enc.xml_rsa(rsa2048(), private=False).encode(),
+    "tampered-p": _xml_tampered,
+    "truncated": lambda: enc.xml_rsa(rsa2048()).encode()[:-30],
+    "placeholder": lambda: (
+        b"<RSAKeyValue><Modulus>...</Modulus><Exponent>AQAB</Exponent>"
+        b"<P>...</P><Q>...</Q><D>...</D></RSAKeyValue>"
+    ),
+    "duplicate-member": lambda: enc.xml_rsa(rsa2048()).replace("</D>", "</D><P>AQAB</P>").encode(),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case_id", sorted(XML_NEGATIVES))
+def test_xml_look_alikes_give_no_validated_finding(engine: str, case_id: str) -> None:
+    """Public XML keys, tampered numbers, truncated blocks and placeholders are no finding."""
+    data = keys.plant(XML_NEGATIVES[case_id](), before=BEFORE, after=BEFORE)
+    assert [f for f in scan(engine, data) if f.validated] == []
+
+
+@FUZZ
+@given(body=st.text(alphabet="<>/PQDMdulosExpnetIvr=+AQB \n\\", max_size=3000))
+def test_xml_hostile_input_never_raises(body: str) -> None:
+    """Random members after a real opening tag never raise and never validate."""
+    data = b"x<RSAKeyValue>" + body.encode() + b"</RSAKeyValue>"
+    assert run("xml_rsa", data, 1) == []
 
 
 # ---- rules and self-test samples ------------------------------------------------------
