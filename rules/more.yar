@@ -45,3 +45,19 @@ rule xml_rsa_private_key
     condition:
         any of them
 }
+
+rule openssl_text_private_key
+{
+    meta:
+        validator = "openssl_text"
+        format = "openssl-text"
+        severity = "high"
+        description = "Private key printed by `openssl pkey|rsa|ec -text` (RSA, EC, Ed25519, X25519, Ed448, X448)"
+        selftest = "openssl_text_rsa,openssl_text_ec_crlf,openssl_text_ed25519"
+    strings:
+        // RSA and EC: "Private-Key: (2048 bit, 2 primes)", "Private-Key: (256 bit)"; "RSA " before it in 1.x
+        $rsa_ec = /Private-Key: \([0-9]{3,5} bit/
+        $okp = /(ED25519|X25519|ED448|X448) Private-Key:/
+    condition:
+        any of them
+}

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from agent.scan.samples.base import Sample, SampleMaker
@@ -124,6 +124,86 @@ def _xml_json_config() -> Sample:
     return Sample(embed(json.dumps(doc, indent=2).encode()), fingerprint(key))
 
 
+# ---- openssl -text ---------------------------------------------------------------------
+
+_OKP_NAMES = (
+    (ed25519.Ed25519PrivateKey, "ED25519"),
+    (x25519.X25519PrivateKey, "X25519"),
+    (ed448.Ed448PrivateKey, "ED448"),
+    (x448.X448PrivateKey, "X448"),
+)
+_NIST = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def _hex_block(raw: bytes) -> list[str]:
+    """OpenSSL's layout: 15 bytes a line, 4-space indent, a colon after every byte but the last."""
+    pairs = [f"{b:02x}" for b in raw]
+    rows = [":".join(pairs[i : i + 15]) for i in range(0, len(pairs), 15)]
+    return ["    " + r + (":" if i < len(rows) - 1 else "") for i, r in enumerate(rows)]
+
+
+def _bignum(value: int) -> list[str]:
+    """A positive BIGNUM as OpenSSL prints it: a leading 00 when the top bit is set."""
+    return _hex_block(value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def openssl_text(key: PrivateKeyTypes, *, newline: str = "\n") -> bytes:
+    """What `openssl pkey -text -noout` prints for the key (OpenSSL 3 layout)."""
+    lines: list[str] = []
+    if isinstance(key, rsa.RSAPrivateKey):
+        nums = key.private_numbers()
+        pub = nums.public_numbers
+        lines.append(f"Private-Key: ({key.key_size} bit, 2 primes)")
+        members = (
+            ("modulus", pub.n),
+            ("privateExponent", nums.d),
+            ("prime1", nums.p),
+            ("prime2", nums.q),
+            ("exponent1", nums.dmp1),
+            ("exponent2", nums.dmq1),
+            ("coefficient", nums.iqmp),
+        )
+        for name, value in members:
+            lines += [f"{name}:", *_bignum(value)]
+            if name == "modulus":
+                lines.append(f"publicExponent: {pub.e} (0x{pub.e:x})")
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        size = (key.curve.key_size + 7) // 8
+        point = key.public_key().public_bytes(
+            _Enc.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        lines += [f"Private-Key: ({key.curve.key_size} bit)", "priv:"]
+        lines += _hex_block(key.private_numbers().private_value.to_bytes(size, "big"))
+        lines += ["pub:", *_hex_block(point)]
+        oid = "prime256v1" if key.curve.name == "secp256r1" else key.curve.name
+        lines.append(f"ASN1 OID: {oid}")
+        if key.curve.name in _NIST:
+            lines.append(f"NIST CURVE: {_NIST[key.curve.name]}")
+    else:
+        name = next(n for cls, n in _OKP_NAMES if isinstance(key, cls))
+        raw = key.private_bytes(_Enc.Raw, _Priv.Raw, _NoEnc)
+        pub_raw = key.public_key().public_bytes(_Enc.Raw, serialization.PublicFormat.Raw)
+        lines += [f"{name} Private-Key:", "priv:", *_hex_block(raw), "pub:", *_hex_block(pub_raw)]
+    return (newline.join(lines) + newline).encode()
+
+
+def _text_rsa() -> Sample:
+    key = _rsa()
+    return Sample(
+        embed(b"$ openssl pkey -in k.pem -text -noout\n" + openssl_text(key)), fingerprint(key)
+    )
+
+
+def _text_ec() -> Sample:
+    key = ec.generate_private_key(ec.SECP384R1())
+    return Sample(embed(openssl_text(key, newline="\r\n")), fingerprint(key))
+
+
+def _text_okp() -> Sample:
+    key = ed25519.Ed25519PrivateKey.generate()
+    return Sample(embed(openssl_text(key)), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs8_rsa_xxd": _hex_xxd,
     "hex_der_sec1_ec_upper": _hex_sec1_upper,
@@ -131,4 +211,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs1_rsa_c_array": _hex_c_array,
     "xml_rsa_dotnet": _xml_dotnet,
     "xml_rsa_json_config": _xml_json_config,
+    "openssl_text_rsa": _text_rsa,
+    "openssl_text_ec_crlf": _text_ec,
+    "openssl_text_ed25519": _text_okp,
 }

@@ -64,6 +64,7 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
     der,
     hexder,
     jwk,
+    keytext,
     openssh,
     partial,
     pem,
@@ -87,4 +88,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "partial_der": partial.validate,  # DER whose header was overwritten (anchored in the body)
     "hex_der": hexder.validate,  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
     "xml_rsa": xmlkey.validate,  # .NET <RSAKeyValue> with the private members
+    "openssl_text": keytext.validate,  # `openssl pkey|rsa|ec -text` printouts
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +34,7 @@ from tests import keys
 
 ENGINES = ("yara-x", "yara")
 BEFORE = 3000
+Enc = serialization.Encoding
 Priv = serialization.PrivateFormat
 FUZZ = settings(max_examples=50, deadline=None)
 
@@ -308,6 +311,139 @@ def test_xml_hostile_input_never_raises(body: str) -> None:
     """Random members after a real opening tag never raise and never validate."""
     data = b"x<RSAKeyValue>" + body.encode() + b"</RSAKeyValue>"
     assert run("xml_rsa", data, 1) == []
+
+
+# ---- 2. openssl -text -------------------------------------------------------------------
+
+OPENSSL = shutil.which("openssl")
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="no openssl binary")
+
+
+def openssl_text(key: PrivateKeyTypes, tmp: Path, *args: str) -> bytes:
+    """What the real `openssl <args> -text -noout` prints for the key."""
+    path = tmp / "key.pem"
+    path.write_bytes(key.private_bytes(Enc.PEM, Priv.PKCS8, serialization.NoEncryption()))
+    cmd = [str(OPENSSL), *(args or ("pkey",)), "-in", str(path), "-text", "-noout"]
+    return subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+
+
+def _text_case(key: PrivateKeyTypes, text: bytes, algorithm: str) -> Case:
+    kind = {"rsa": "rsa", "ec": "ec"}.get(algorithm, "okp")
+    anchor = text.split(b"\n", 1)[0].removeprefix(b"RSA ")[:8]
+    return Case(text, anchor, key, f"openssl-text-{kind}", algorithm)
+
+
+TEXT_KEYS: dict[str, Callable[[], PrivateKeyTypes]] = {
+    "rsa": rsa2048,
+    "p256": keys.ec_key,
+    "p384": lambda: keys.ec_key(ec.SECP384R1()),
+    "p521": lambda: keys.ec_key(ec.SECP521R1()),
+    "secp256k1": lambda: keys.ec_key(ec.SECP256K1()),
+    "ed25519": keys.ed25519_key,
+    "x25519": keys.x25519_key,
+    "ed448": keys.ed448_key,
+    "x448": x448.X448PrivateKey.generate,
+}
+
+
+def _algorithm(key: PrivateKeyTypes) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "rsa"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return "ec"
+    return {
+        "Ed25519PrivateKey": "ed25519",
+        "X25519PrivateKey": "x25519",
+        "Ed448PrivateKey": "ed448",
+        "X448PrivateKey": "x448",
+    }[next(c.__name__ for c in type(key).__mro__ if c.__name__.endswith("PrivateKey"))]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("key_id", sorted(TEXT_KEYS))
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_openssl_text_from_the_python_printer(engine: str, key_id: str, newline: str) -> None:
+    """The in-memory printer's output (LF or CRLF) gives one finding naming the key."""
+    key = TEXT_KEYS[key_id]()
+    check_case(engine, _text_case(key, enc.openssl_text(key, newline=newline), _algorithm(key)))
+
+
+@needs_openssl
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("key_id", sorted(TEXT_KEYS))
+def test_openssl_text_from_the_real_openssl(engine: str, key_id: str, tmp_path: Path) -> None:
+    """`openssl pkey -text` output for every key type gives one finding naming the key."""
+    key = TEXT_KEYS[key_id]()
+    check_case(engine, _text_case(key, openssl_text(key, tmp_path), _algorithm(key)))
+
+
+@needs_openssl
+@pytest.mark.parametrize(("tool", "key_id"), [("rsa", "rsa"), ("ec", "p256")])
+def test_openssl_rsa_and_ec_text_commands(tool: str, key_id: str, tmp_path: Path) -> None:
+    """`openssl rsa -text` and `openssl ec -text` print the same layout and are found too."""
+    key = TEXT_KEYS[key_id]()
+    text = openssl_text(key, tmp_path, tool).replace(b"\n", b"\r\n")
+    check_case("yara-x", _text_case(key, text, _algorithm(key)))
+
+
+def _text_tampered() -> bytes:
+    text = enc.openssl_text(rsa2048())
+    head, _, rest = text.partition(b"prime1:\n    ")
+    return head + b"prime1:\n    " + (b"01" if rest[:2] != b"01" else b"02") + rest[2:]
+
+
+def _text_ec_wrong_curve() -> bytes:
+    return enc.openssl_text(keys.ec_key(ec.SECP256K1())).replace(b"secp256k1", b"prime256v1")
+
+
+def _text_okp_other_pub() -> bytes:
+    a, b = enc.openssl_text(keys.ed25519_key()), enc.openssl_text(keys.ed25519_key())
+    return a.split(b"pub:")[0] + b"pub:" + b.split(b"pub:")[1]
+
+
+TEXT_NEGATIVES: dict[str, Callable[[], bytes]] = {
+    "tampered-rsa-prime": _text_tampered,
+    "rsa-truncated": lambda: enc.openssl_text(rsa2048())[:1500],
+    "ec-wrong-curve-name": _text_ec_wrong_curve,
+    "ed25519-pub-of-another-key": _text_okp_other_pub,
+    "header-then-garbage": lambda: b"Private-Key: (2048 bit, 2 primes)\nmodulus:\n    00:zz\n",
+    "placeholder": lambda: b"Private-Key: (256 bit)\npriv:\n    ...\npub:\n    ...\n",
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case_id", sorted(TEXT_NEGATIVES))
+def test_openssl_text_look_alikes_give_no_validated_finding(engine: str, case_id: str) -> None:
+    """Tampered, truncated, mismatched and placeholder printouts are no finding."""
+    data = keys.plant(TEXT_NEGATIVES[case_id](), before=BEFORE, after=BEFORE)
+    assert [f for f in scan(engine, data) if f.validated] == []
+
+
+@needs_openssl
+@pytest.mark.parametrize("key_id", ["rsa", "p256", "ed25519", "x448"])
+def test_openssl_public_text_is_no_finding(key_id: str, tmp_path: Path) -> None:
+    """`openssl pkey -pubin -text` output (the public half) matches no rule and is no finding."""
+    key = TEXT_KEYS[key_id]()
+    path = tmp_path / "pub.pem"
+    path.write_bytes(
+        key.public_key().public_bytes(Enc.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    cmd = [str(OPENSSL), "pkey", "-pubin", "-in", str(path), "-text", "-noout"]
+    text = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+    data = keys.plant(text, before=BEFORE, after=BEFORE)
+    for engine in ENGINES:
+        assert scan(engine, data) == []
+
+
+@FUZZ
+@given(
+    head=st.sampled_from(("Private-Key: (256 bit)", "ED25519 Private-Key:", "X448 Private-Key:")),
+    body=st.text(alphabet="0123456789abcdef: \n\rprivubmdlsASN1OID", max_size=3000),
+)
+def test_openssl_text_hostile_input_never_raises(head: str, body: str) -> None:
+    """Random labels and hex after a real header never raise and never validate."""
+    data = b"x" + head.encode() + b"\n" + body.encode()
+    assert run("openssl_text", data, 1) == []
 
 
 # ---- rules and self-test samples ------------------------------------------------------
