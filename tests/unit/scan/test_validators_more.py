@@ -446,6 +446,43 @@ def test_openssl_text_hostile_input_never_raises(head: str, body: str) -> None:
     assert run("openssl_text", data, 1) == []
 
 
+# ---- 5. PEM in JSON with escaped slashes and \\uXXXX escapes (rules/pem.yar) -------------
+
+
+@cache
+def pem_rules(engine: str) -> CompiledRules:
+    path = Path(__file__).resolve().parents[3] / "rules" / "pem.yar"
+    return compile_rules([RuleSource(str(path), path.read_text())], engine)
+
+
+def _json_pem(escape: Callable[[str], str]) -> bytes:
+    pem = rsa2048().private_bytes(Enc.PEM, Priv.PKCS8, serialization.NoEncryption()).decode()
+    return escape(json.dumps({"private_key": pem})).encode()
+
+
+JSON_ESCAPES: dict[str, Callable[[str], str]] = {
+    "php-escaped-slash": lambda t: t.replace("/", "\\/"),
+    "u002F-slash": lambda t: t.replace("/", "\\u002F"),
+    "u002B-plus-system-text-json": lambda t: t.replace("+", "\\u002B"),
+    "u002b-lowercase": lambda t: t.replace("+", "\\u002b"),
+    "u003D-padding": lambda t: t.replace("=", "\\u003D"),
+    "u000a-newline": lambda t: t.replace("\\n", "\\u000a"),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case_id", sorted(JSON_ESCAPES))
+def test_json_escaped_pem_variants_are_found(engine: str, case_id: str) -> None:
+    """PHP's `\\/` and `\\uXXXX` escapes inside a JSON PEM string still give the key."""
+    data = keys.plant(_json_pem(JSON_ESCAPES[case_id]), before=BEFORE, after=BEFORE)
+    found: list[KeyFinding] = []
+    for match in pem_rules(engine).scan(data):
+        for start, length in match.matches:
+            hit = Hit(match.rule, match.meta, memoryview(data), start, start + length, 0)
+            found.extend(VALIDATORS[str(match.meta["validator"])](hit))
+    assert [f.fingerprint for f in found if f.validated] == [keys.fingerprint(rsa2048())]
+
+
 # ---- rules and self-test samples ------------------------------------------------------
 
 
