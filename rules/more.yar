@@ -61,3 +61,19 @@ rule openssl_text_private_key
     condition:
         any of them
 }
+
+rule java_keystore_private_key
+{
+    meta:
+        validator = "jks"
+        format = "jks"
+        severity = "high"
+        description = "Java KeyStore (JKS v1/v2, JCEKS) holding a password-protected private-key entry"
+        selftest = "jks_rsa,jceks_ec_after_trusted_cert"
+    strings:
+        // magic, version, an entry count below 65536, then the first entry's tag
+        $jks = { FE ED FE ED 00 00 00 ( 01 | 02 ) 00 00 ?? ?? 00 00 00 ( 01 | 02 ) }
+        $jceks = { CE CE CE CE 00 00 00 02 00 00 ?? ?? 00 00 00 ( 01 | 02 | 03 ) }
+    condition:
+        any of them
+}

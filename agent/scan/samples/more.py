@@ -9,12 +9,18 @@ Tests use the same encoders to build variants.
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
 import json
+import os
+import struct
 from collections.abc import Mapping, Sequence
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.x509.oid import NameOID
 
 from agent.scan.samples.base import Sample, SampleMaker
 from agent.scan.samples.text import embed, fingerprint
@@ -204,6 +210,107 @@ def _text_okp() -> Sample:
     return Sample(embed(openssl_text(key)), fingerprint(key))
 
 
+# ---- Java KeyStore ----------------------------------------------------------------------
+
+_JKS_KEY_OID = bytes.fromhex("060a2b060104012a02110101")  # 1.3.6.1.4.1.42.2.17.1.1 (Sun JKS)
+_JCEKS_KEY_OID = bytes.fromhex("06092b060104012a021301")  # 1.3.6.1.4.1.42.2.19.1 (Sun JCE)
+_JKS_PASSWORD = "changeit"  # noqa: S105 - the JDK default, for self-test stores only
+
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _der_len(len(body)) + body
+
+
+def self_signed(key: PrivateKeyTypes, name: str = "self-test") -> x509.Certificate:
+    """A one-day self-signed certificate for the key (EC/RSA sign with SHA-256, Ed* without)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    algorithm = (
+        None
+        if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+        else hashes.SHA256()
+    )
+    return builder.sign(key, algorithm)  # type: ignore[arg-type]
+
+
+def _jks_protect(plain: bytes, password: str) -> bytes:
+    """Sun's KeyProtector: SHA-1 keystream from password + salt, then a SHA-1 check value."""
+    pw = password.encode("utf-16-be")
+    salt = os.urandom(20)
+    stream, digest = b"", salt
+    while len(stream) < len(plain):
+        digest = hashlib.sha1(pw + digest).digest()  # noqa: S324 - the format's cipher
+        stream += digest
+    body = bytes(a ^ b for a, b in zip(plain, stream, strict=False))
+    check = hashlib.sha1(pw + plain).digest()  # noqa: S324 - the format's check value
+    return salt + body + check
+
+
+def _utf(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">H", len(raw)) + raw
+
+
+def jks(
+    entries: Sequence[tuple[str, PrivateKeyTypes | None, Sequence[x509.Certificate]]],
+    *,
+    magic: bytes = b"\xfe\xed\xfe\xed",
+    version: int = 2,
+    password: str = _JKS_PASSWORD,
+) -> bytes:
+    """A keystore as the JDK writes it: (alias, key, chain) per entry; key None = trusted cert."""
+    oid = _JCEKS_KEY_OID if magic == b"\xce\xce\xce\xce" else _JKS_KEY_OID
+    out = bytearray(magic + struct.pack(">II", version, len(entries)))
+    stamp = struct.pack(">Q", int(dt.datetime.now(dt.UTC).timestamp() * 1000))
+    for alias, key, chain in entries:
+        certs = [c.public_bytes(_Enc.DER) for c in chain]
+        cert_type = _utf("X.509") if version == 2 else b""
+        if key is None:
+            out += struct.pack(">I", 2) + _utf(alias) + stamp + cert_type
+            out += struct.pack(">I", len(certs[0])) + certs[0]
+            continue
+        protected = _jks_protect(der(key), password)
+        epki = _tlv(0x30, _tlv(0x30, oid + b"\x05\x00") + _tlv(0x04, protected))
+        out += struct.pack(">I", 1) + _utf(alias) + stamp + struct.pack(">I", len(epki)) + epki
+        out += struct.pack(">I", len(certs))
+        for cert in certs:
+            out += cert_type + struct.pack(">I", len(cert)) + cert
+    pw = password.encode("utf-16-be")
+    out += hashlib.sha1(pw + b"Mighty Aphrodite" + out).digest()  # noqa: S324 - the format's MAC
+    return bytes(out)
+
+
+def _jks_rsa() -> Sample:
+    key = _rsa()
+    return Sample(jks([("server", key, [self_signed(key)])]), fingerprint(key))
+
+
+def _jceks_ec() -> Sample:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = ec.generate_private_key(ec.SECP256R1())
+    store = jks(
+        [("ca", None, [self_signed(ca, "ca")]), ("client", key, [self_signed(key)])],
+        magic=b"\xce\xce\xce\xce",
+    )
+    return Sample(embed(store), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs8_rsa_xxd": _hex_xxd,
     "hex_der_sec1_ec_upper": _hex_sec1_upper,
@@ -214,4 +321,6 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "openssl_text_rsa": _text_rsa,
     "openssl_text_ec_crlf": _text_ec,
     "openssl_text_ed25519": _text_okp,
+    "jks_rsa": _jks_rsa,
+    "jceks_ec_after_trusted_cert": _jceks_ec,
 }

@@ -63,6 +63,7 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
     blobs,
     der,
     hexder,
+    jks,
     jwk,
     keytext,
     openssh,
@@ -89,4 +90,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "hex_der": hexder.validate,  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
     "xml_rsa": xmlkey.validate,  # .NET <RSAKeyValue> with the private members
     "openssl_text": keytext.validate,  # `openssl pkey|rsa|ec -text` printouts
+    "jks": jks.validate,  # Java KeyStore / JCEKS private-key entries (encrypted)
 }
