@@ -12,21 +12,24 @@ rule hex_der_private_key
         description = "Hex-encoded DER private key (PKCS#1, PKCS#8, SEC1): bare or wrapped hex (xxd -p), \\x escapes, C/Java byte arrays"
         selftest = "hex_der_pkcs8_rsa_xxd,hex_der_sec1_ec_upper,hex_der_pkcs8_ed25519_escaped,hex_der_pkcs1_rsa_c_array"
     strings:
-        // 30 82 xx xx 02 01 00 02 8[12]: PKCS#1 RSA
-        $pkcs1 = /3082[0-9a-f]{4}0201000282/ nocase
-        // 30 82 xx xx 02 01 00 30 0d 06 09 2a 86 48 86 f7 0d 01 01 01 05 00: PKCS#8 RSA
-        $pkcs8_rsa = /3082[0-9a-f]{4}020100300d06092a864886f70d0101010500/ nocase
-        // 30 (81 xx | xx) 02 01 00 30 1[03] 06 07 2a 86 48 ce 3d 02 01: PKCS#8 EC
-        $pkcs8_ec = /30(81)?[0-9a-f]{2}020100301[03]06072a8648ce3d0201/ nocase
-        // 30 xx 02 01 0[01] 30 05 06 03 2b 65 (70|6e|71|6f) 04: PKCS#8 Ed25519, X25519, Ed448, X448
-        $pkcs8_okp = /30[0-9a-f]{2}02010[01]300506032b65(70|6e|71|6f)04/ nocase
-        // 30 82 xx xx 02 01 00 30 82 xx xx 06 07 2a 86 48 ce 38 04 01: PKCS#8 DSA
-        $pkcs8_dsa = /3082[0-9a-f]{4}0201003082[0-9a-f]{4}06072a8648ce380401/ nocase
-        // SEC1 ECPrivateKey: P-256, secp256k1, P-384, P-521
-        $sec1 = /30(77|74|81a4|81dc)02010104(20|30|42)/ nocase
-        // the same prefixes as \x escapes and as byte-array elements: SEQUENCE, then version
-        $escaped = /\\x30(\\x8[12])?(\\x[0-9a-f]{2}){1,2}\\x02\\x01\\x0[01]\\x(02|04|30)/ nocase
-        $array = /0x30,\s{0,8}((\(byte\)\s{0,2})?0x[0-9a-f]{2},\s{0,8}){1,3}(\(byte\)\s{0,2})?0x02,\s{0,8}(\(byte\)\s{0,2})?0x01,\s{0,8}(\(byte\)\s{0,2})?0x0[01],/ nocase
+        // Hex patterns over the hex text: letters match either case, ?? is any digit, [n] n digits.
+        // The text each one matches:
+        // 3082....0201000282: PKCS#1 RSA
+        $pkcs1 = { 33 30 38 32 [4] 30 32 30 31 30 30 30 32 38 32 }
+        // 3082....020100300d06092a864886f70d0101010500: PKCS#8 RSA
+        $pkcs8_rsa = { 33 30 38 32 [4] 30 32 30 31 30 30 33 30 30 ( 64 | 44 ) 30 36 30 39 32 ( 61 | 41 ) 38 36 34 38 38 36 ( 66 | 46 ) 37 30 ( 64 | 44 ) 30 31 30 31 30 31 30 35 30 30 }
+        // 30(81..|..)020100301[03]06072a8648ce3d0201: PKCS#8 EC
+        $pkcs8_ec = { 33 30 [2-4] 30 32 30 31 30 30 33 30 31 ( 30 | 33 ) 30 36 30 37 32 ( 61 | 41 ) 38 36 34 38 ( 63 | 43 ) ( 65 | 45 ) 33 ( 64 | 44 ) 30 32 30 31 }
+        // 30..02010[01]300506032b65(6e|6f|70|71)04: PKCS#8 Ed25519, X25519, Ed448, X448
+        $pkcs8_okp = { 33 30 ?? ?? 30 32 30 31 30 ( 30 | 31 ) 33 30 30 35 30 36 30 33 32 ( 62 | 42 ) 36 35 ( 36 | 37 ) ?? 30 34 }
+        // 3082....0201003082....06072a8648ce380401: PKCS#8 DSA
+        $pkcs8_dsa = { 33 30 38 32 [4] 30 32 30 31 30 30 33 30 38 32 [4] 30 36 30 37 32 ( 61 | 41 ) 38 36 34 38 ( 63 | 43 ) ( 65 | 45 ) 33 38 30 34 30 31 }
+        // 30(77|74|81a4|81dc)02010104(20|30|42): SEC1 ECPrivateKey (P-256, secp256k1, P-384, P-521)
+        $sec1 = { 33 30 [2-4] 30 32 30 31 30 31 30 34 ( 32 30 | 33 30 | 34 32 ) }
+        // \x30 ... \x02\x01\x0[01]: the same keys as string-literal escapes
+        $escaped = { 5C 78 33 30 [4-12] 5C 78 30 32 5C 78 30 31 5C 78 30 ( 30 | 31 ) 5C 78 }
+        // 0x30, ..., 0x02, 0x01, 0x0[01],: C arrays (xxd -i) and Java (byte) arrays
+        $array = { 30 78 33 30 2C [1-60] 30 78 30 32 2C [1-14] 30 78 30 31 2C [1-14] 30 78 30 ( 30 | 31 ) 2C }
     condition:
         any of them
 }
@@ -40,8 +43,9 @@ rule xml_rsa_private_key
         description = ".NET XML RSA private key (<RSAKeyValue> with P, Q, D...), plain, in a JSON/config string or XML-escaped"
         selftest = "xml_rsa_dotnet,xml_rsa_json_config"
     strings:
-        $xml = "<RSAKeyValue>" ascii wide
-        $escaped = "&lt;RSAKeyValue&gt;" ascii wide
+        // without the "<": with "<RSAKeyValue>" wide in the set YARA-X scanned binaries several times slower
+        $xml = "RSAKeyValue>" ascii wide
+        $escaped = "RSAKeyValue&gt;" ascii wide
     condition:
         any of them
 }
@@ -55,9 +59,9 @@ rule openssl_text_private_key
         description = "Private key printed by `openssl pkey|rsa|ec -text` (RSA, EC, Ed25519, X25519, Ed448, X448)"
         selftest = "openssl_text_rsa,openssl_text_ec_crlf,openssl_text_ed25519"
     strings:
-        // RSA and EC: "Private-Key: (2048 bit, 2 primes)", "Private-Key: (256 bit)"; "RSA " before it in 1.x
-        $rsa_ec = /Private-Key: \([0-9]{3,5} bit/
-        $okp = /(ED25519|X25519|ED448|X448) Private-Key:/
+        // "Private-Key: (2048 bit, 2 primes)", "RSA Private-Key: (...)" (1.x), "Private-Key: (256 bit)",
+        // "ED25519 Private-Key:": one literal, one atom; the validator reads the type before it
+        $head = "Private-Key:"
     condition:
         any of them
 }

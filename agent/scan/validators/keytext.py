@@ -9,6 +9,7 @@ label nor a hex line, and at MAX_LINES, so a hit reads a bounded amount.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ MAX_VALUE_BYTES = keymath.MAX_RSA_BITS // 8 + 1
 _LABEL = re.compile(r"([A-Za-z0-9 ]{1,24}):[ \t]*(.*)")
 _HEX_LINE = re.compile(r"[ \t]+((?:[0-9a-fA-F]{2}:)*[0-9a-fA-F]{2}):?[ \t]*")
 _EXPONENT = re.compile(r"(\d{1,20})(?: \(0x[0-9a-fA-F]+\))?")
+_TYPE_PREFIXES = (b"ED25519 ", b"X25519 ", b"ED448 ", b"X448 ", b"RSA ")
 _OKP_HEAD = re.compile(r"(ED25519|X25519|ED448|X448) Private-Key:")
 
 _CURVES: dict[str, ec.EllipticCurve] = {
@@ -53,6 +55,7 @@ _RSA_MEMBERS = ("modulus", "privateExponent", "prime1", "prime2")
 
 def validate(hit: Hit) -> Sequence[KeyFinding]:
     """A finding for the printed key at the hit, when its numbers prove a private key."""
+    hit = _line_start(hit)
     text = text_at(hit, MAX_TEXT_CHARS).replace("\r\n", "\n")
     head, _, rest = text.partition("\n")
     fields = _fields(rest)
@@ -66,6 +69,15 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
     if "priv" in fields:
         return _ec(hit, fields)
     return ()
+
+
+def _line_start(hit: Hit) -> Hit:
+    """The hit moved back over the key type the rule's literal leaves out ("ED25519 ", "RSA ")."""
+    before = bytes(hit.data[max(0, hit.start - 8) : hit.start])
+    for name in _TYPE_PREFIXES:
+        if before.endswith(name):
+            return dataclasses.replace(hit, start=hit.start - len(name))
+    return hit
 
 
 def _fields(text: str) -> dict[str, bytes | str] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -36,7 +37,10 @@ _MEMBER = re.compile(
 
 def validate(hit: Hit) -> Sequence[KeyFinding]:
     """A finding for the RSAKeyValue block at the hit, when it holds a proven private key."""
-    text = text_at(hit, MAX_TEXT_CHARS)
+    opening = _opening_tag(hit)
+    if opening is None:
+        return ()  # a closing tag (`</RSAKeyValue>`), or the name in other text
+    text = text_at(opening, MAX_TEXT_CHARS)
     if text.startswith("&lt;"):
         text = text.replace("&lt;", "<").replace("&gt;", ">")
     text = unescape(text)
@@ -60,7 +64,18 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
         n, e, d, p, q, dp=members.get("DP"), dq=members.get("DQ"), qinv=members.get("InverseQ")
     ):
         return ()
-    return (rsa_finding(hit, n, e, "xml-rsa"),)
+    return (rsa_finding(opening, n, e, "xml-rsa"),)
+
+
+def _opening_tag(hit: Hit) -> Hit | None:
+    """The hit moved back onto the `<` (or `&lt;`) before the element name the rule matched."""
+    wide = hit.end - hit.start > 1 and hit.data[hit.start + 1] == 0
+    for prefix in ("<", "&lt;"):
+        raw = prefix.encode("utf-16-le" if wide else "latin-1")
+        start = hit.start - len(raw)
+        if start >= 0 and bytes(hit.data[start : hit.start]) == raw:
+            return dataclasses.replace(hit, start=start)
+    return None
 
 
 def _integer(text: str) -> int | None:

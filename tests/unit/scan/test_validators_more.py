@@ -330,8 +330,7 @@ def openssl_text(key: PrivateKeyTypes, tmp: Path, *args: str) -> bytes:
 
 def _text_case(key: PrivateKeyTypes, text: bytes, algorithm: str) -> Case:
     kind = {"rsa": "rsa", "ec": "ec"}.get(algorithm, "okp")
-    anchor = text.split(b"\n", 1)[0].removeprefix(b"RSA ")[:8]
-    return Case(text, anchor, key, f"openssl-text-{kind}", algorithm)
+    return Case(text, text[:8], key, f"openssl-text-{kind}", algorithm)
 
 
 TEXT_KEYS: dict[str, Callable[[], PrivateKeyTypes]] = {
