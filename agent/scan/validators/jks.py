@@ -84,8 +84,9 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
     """One encrypted-key finding per private-key entry of the keystore at the hit."""
     try:
         return _validate(hit)
-    except (_MalformedError, asn1.DerError, ValueError, UnsupportedAlgorithm):
-        # hostile bytes end here (a certificate may also name an unknown key type)
+    except (_MalformedError, asn1.DerError, ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
+        # hostile bytes end here (a certificate may also name an unknown key type or version;
+        # InvalidVersion is not a ValueError)
         return ()
 
 

@@ -590,6 +590,14 @@ def test_keystore_look_alikes_give_no_finding(engine: str, case_id: str) -> None
     assert scan(engine, data) == []
 
 
+def test_keystore_certificate_with_a_bad_version_is_no_finding() -> None:
+    """A certificate whose version field was damaged (InvalidVersion, not a ValueError) never raises."""
+    store = _store(keys.ec_key()).payload
+    at = store.index(bytes.fromhex("a003020102"))  # [0] EXPLICIT version v3
+    damaged = store[:at] + bytes.fromhex("a003020103") + store[at + 5 :]
+    assert run("jks", damaged) == []
+
+
 @cache
 def _real_store() -> bytes:
     key = keys.ec_key()
