@@ -26,7 +26,7 @@ rule pem_private_key_json_escaped
         description = "PEM private key inside a string literal with escaped line ends (GCP service-account JSON, .env, code)"
         selftest = "pem_json_escaped_gcp"
     strings:
-        $begin = /-----BEGIN (RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\[rn]/
+        $begin = /-----BEGIN (RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\([rn]|u000[aAdD])/
     condition:
         $begin
 }

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent.scan.samples import binary, memory, text
+from agent.scan.samples import more as more_samples
 from agent.scan.samples.base import Sample, SampleMaker
 
 __all__ = ["SAMPLES", "Sample", "SampleMaker"]
 
 
 SAMPLES: Mapping[str, SampleMaker] = {**text.SAMPLES, **binary.SAMPLES, **memory.SAMPLES}
+SAMPLES = {**SAMPLES, **more_samples.SAMPLES}  # rules/more.yar

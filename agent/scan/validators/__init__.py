@@ -62,12 +62,16 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
     base64der,
     blobs,
     der,
+    hexder,
+    jks,
     jwk,
+    keytext,
     openssh,
     partial,
     pem,
     pkcs12,
     ppk,
+    xmlkey,
 )
 
 # name in a rule's `validator` meta -> function. Keep one line per format.
@@ -83,4 +87,8 @@ VALIDATORS: Mapping[str, Validator] = {
     "jwk": jwk.validate,  # JWK and JWK sets with private members
     "pkcs12": pkcs12.validate,  # PKCS#12 / PFX
     "partial_der": partial.validate,  # DER whose header was overwritten (anchored in the body)
+    "hex_der": hexder.validate,  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
+    "xml_rsa": xmlkey.validate,  # .NET <RSAKeyValue> with the private members
+    "openssl_text": keytext.validate,  # `openssl pkey|rsa|ec -text` printouts
+    "jks": jks.validate,  # Java KeyStore / JCEKS private-key entries (encrypted)
 }

@@ -39,6 +39,7 @@ MAX_DSA_Q_BITS = 512
 
 _BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 # label -> format id users see for the unencrypted form
 _LABEL_FORMAT = {
@@ -113,8 +114,10 @@ def _is_wide(hit: Hit) -> bool:
 
 
 def unescape(text: str) -> str:
-    """Undo the escapes a string literal adds (JSON `\\n`, `\\r\\n`, `\\/`) and real CRLF."""
+    """Undo the escapes a string literal adds (JSON `\\n`, `\\r\\n`, `\\/`, `\\u002B`) and real CRLF."""
     if "\\" in text:
+        # System.Text.Json writes `+` as \u002B, some encoders `/` as \u002F and `\n` as \u000a
+        text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
         text = (
             text.replace("\\r\\n", "\n")
             .replace("\\n", "\n")

@@ -1,0 +1,83 @@
+// Private keys in less common text and binary encodings: hex-spelled DER, .NET XML RSA keys,
+// `openssl ... -text` dumps, Java KeyStores. Each hit is proven by its validator; every string
+// is anchored on a literal prefix of the key (not on a character class), so random hex, XML
+// or text does not become a candidate storm.
+
+rule hex_der_private_key
+{
+    meta:
+        validator = "hex_der"
+        format = "hex-der"
+        severity = "high"
+        description = "Hex-encoded DER private key (PKCS#1, PKCS#8, SEC1): bare or wrapped hex (xxd -p), \\x escapes, C/Java byte arrays"
+        selftest = "hex_der_pkcs8_rsa_xxd,hex_der_sec1_ec_upper,hex_der_pkcs8_ed25519_escaped,hex_der_pkcs1_rsa_c_array"
+    strings:
+        // Hex patterns over the hex text: letters match either case, ?? is any digit, [n] n digits.
+        // The text each one matches:
+        // 3082....0201000282: PKCS#1 RSA
+        $pkcs1 = { 33 30 38 32 [4] 30 32 30 31 30 30 30 32 38 32 }
+        // 3082....020100300d06092a864886f70d0101010500: PKCS#8 RSA
+        $pkcs8_rsa = { 33 30 38 32 [4] 30 32 30 31 30 30 33 30 30 ( 64 | 44 ) 30 36 30 39 32 ( 61 | 41 ) 38 36 34 38 38 36 ( 66 | 46 ) 37 30 ( 64 | 44 ) 30 31 30 31 30 31 30 35 30 30 }
+        // 30(81..|..)020100301[03]06072a8648ce3d0201: PKCS#8 EC
+        $pkcs8_ec = { 33 30 [2-4] 30 32 30 31 30 30 33 30 31 ( 30 | 33 ) 30 36 30 37 32 ( 61 | 41 ) 38 36 34 38 ( 63 | 43 ) ( 65 | 45 ) 33 ( 64 | 44 ) 30 32 30 31 }
+        // 30..02010[01]300506032b65(6e|6f|70|71)04: PKCS#8 Ed25519, X25519, Ed448, X448
+        $pkcs8_okp = { 33 30 ?? ?? 30 32 30 31 30 ( 30 | 31 ) 33 30 30 35 30 36 30 33 32 ( 62 | 42 ) 36 35 ( 36 | 37 ) ?? 30 34 }
+        // 3082....0201003082....06072a8648ce380401: PKCS#8 DSA
+        $pkcs8_dsa = { 33 30 38 32 [4] 30 32 30 31 30 30 33 30 38 32 [4] 30 36 30 37 32 ( 61 | 41 ) 38 36 34 38 ( 63 | 43 ) ( 65 | 45 ) 33 38 30 34 30 31 }
+        // 30(77|74|81a4|81dc)02010104(20|30|42): SEC1 ECPrivateKey (P-256, secp256k1, P-384, P-521)
+        $sec1 = { 33 30 [2-4] 30 32 30 31 30 31 30 34 ( 32 30 | 33 30 | 34 32 ) }
+        // \x30 ... \x02\x01\x0[01]: the same keys as string-literal escapes
+        $escaped = { 5C 78 33 30 [4-12] 5C 78 30 32 5C 78 30 31 5C 78 30 ( 30 | 31 ) 5C 78 }
+        // 0x30, ..., 0x02, 0x01, 0x0[01],: C arrays (xxd -i) and Java (byte) arrays
+        $array = { 30 78 33 30 2C [1-60] 30 78 30 32 2C [1-14] 30 78 30 31 2C [1-14] 30 78 30 ( 30 | 31 ) 2C }
+    condition:
+        any of them
+}
+
+rule xml_rsa_private_key
+{
+    meta:
+        validator = "xml_rsa"
+        format = "xml-rsa"
+        severity = "high"
+        description = ".NET XML RSA private key (<RSAKeyValue> with P, Q, D...), plain, in a JSON/config string or XML-escaped"
+        selftest = "xml_rsa_dotnet,xml_rsa_json_config"
+    strings:
+        // without the "<": with "<RSAKeyValue>" wide in the set YARA-X scanned binaries several times slower
+        $xml = "RSAKeyValue>" ascii wide
+        $escaped = "RSAKeyValue&gt;" ascii wide
+    condition:
+        any of them
+}
+
+rule openssl_text_private_key
+{
+    meta:
+        validator = "openssl_text"
+        format = "openssl-text"
+        severity = "high"
+        description = "Private key printed by `openssl pkey|rsa|ec -text` (RSA, EC, Ed25519, X25519, Ed448, X448)"
+        selftest = "openssl_text_rsa,openssl_text_ec_crlf,openssl_text_ed25519"
+    strings:
+        // "Private-Key: (2048 bit, 2 primes)", "RSA Private-Key: (...)" (1.x), "Private-Key: (256 bit)",
+        // "ED25519 Private-Key:": one literal, one atom; the validator reads the type before it
+        $head = "Private-Key:"
+    condition:
+        any of them
+}
+
+rule java_keystore_private_key
+{
+    meta:
+        validator = "jks"
+        format = "jks"
+        severity = "high"
+        description = "Java KeyStore (JKS v1/v2, JCEKS) holding a password-protected private-key entry"
+        selftest = "jks_rsa,jceks_ec_after_trusted_cert"
+    strings:
+        // magic, version, an entry count below 65536, then the first entry's tag
+        $jks = { FE ED FE ED 00 00 00 ( 01 | 02 ) 00 00 ?? ?? 00 00 00 ( 01 | 02 ) }
+        $jceks = { CE CE CE CE 00 00 00 02 00 00 ?? ?? 00 00 00 ( 01 | 02 | 03 ) }
+    condition:
+        any of them
+}
