@@ -204,7 +204,7 @@ def _cert_fingerprint(walk: _Walk) -> str | None:
             warnings.simplefilter("ignore")  # sloppy certificates still name their key
             cert = x509.load_der_x509_certificate(chosen[0])
             return keymath.fingerprint(cert.public_key())
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
         return None  # an unreadable certificate names nothing; the finding stays
 
 
