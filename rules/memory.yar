@@ -33,13 +33,9 @@ rule der_partial_sec1
         description = "SEC1 ECPrivateKey body: version 1, the scalar, then the curve or the public point"
         selftest = "der_partial_sec1_p256,der_partial_sec1_p384"
     strings:
-        $p256_oid = { 02 01 01 04 20 [32] A0 0A 06 08 2A 86 48 CE 3D 03 01 07 }
-        $k1_oid = { 02 01 01 04 20 [32] A0 07 06 05 2B 81 04 00 0A }
-        $p384_oid = { 02 01 01 04 30 [48] A0 07 06 05 2B 81 04 00 22 }
-        $p521_oid = { 02 01 01 04 42 [66] A0 07 06 05 2B 81 04 00 23 }
-        $b32_point = { 02 01 01 04 20 [32] A1 44 03 42 00 04 }
-        $b48_point = { 02 01 01 04 30 [48] A1 64 03 62 00 04 }
-        $b66_point = { 02 01 01 04 42 [66] A1 81 86 03 81 82 00 04 }
+        $b32 = { 02 01 01 04 20 [32] ( A0 0A 06 08 2A 86 48 CE 3D 03 01 07 | A0 07 06 05 2B 81 04 00 0A | A1 44 03 42 00 04 ) }
+        $b48 = { 02 01 01 04 30 [48] ( A0 07 06 05 2B 81 04 00 22 | A1 64 03 62 00 04 ) }
+        $b66 = { 02 01 01 04 42 [66] ( A0 07 06 05 2B 81 04 00 23 | A1 81 86 03 81 82 00 04 ) }
     condition:
         any of them
 }

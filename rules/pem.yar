@@ -37,15 +37,10 @@ rule pem_private_key_utf16
         validator = "pem"
         format = "pem-pkcs8"
         severity = "high"
-        description = "PEM private key in UTF-16LE text (Windows files and process memory)"
+        description = "PEM private key of any kind, OpenPGP included, in UTF-16LE text (Windows files and process memory); the validator reads the label"
         selftest = "pem_utf16le_rsa"
     strings:
-        $pkcs8 = "-----BEGIN PRIVATE KEY-----" wide
-        $rsa = "-----BEGIN RSA PRIVATE KEY-----" wide
-        $ec = "-----BEGIN EC PRIVATE KEY-----" wide
-        $dsa = "-----BEGIN DSA PRIVATE KEY-----" wide
-        $encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----" wide
-        $openssh = "-----BEGIN OPENSSH PRIVATE KEY-----" wide
+        $begin = "-----BEGIN " wide
     condition:
         any of them
 }
@@ -56,10 +51,10 @@ rule pgp_private_key_block
         validator = "pem"
         format = "pgp-private"
         severity = "high"
-        description = "OpenPGP secret key block (ASCII armour, plain, escaped or UTF-16LE)"
+        description = "OpenPGP secret key block (ASCII armour, plain or escaped; UTF-16LE through pem_private_key_utf16)"
         selftest = "pgp_private_rsa,pgp_private_ed25519,pgp_private_encrypted"
     strings:
-        $begin = "-----BEGIN PGP PRIVATE KEY BLOCK-----" ascii wide
+        $begin = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
     condition:
         $begin
 }

@@ -11,8 +11,7 @@ rule putty_ppk
         description = "PuTTY private key file, version 2 or 3, clear or encrypted"
         selftest = "ppk_v2_rsa,ppk_v3_ed25519,ppk_v3_encrypted_ecdsa"
     strings:
-        $v2 = "PuTTY-User-Key-File-2: " ascii wide
-        $v3 = "PuTTY-User-Key-File-3: " ascii wide
+        $v = "PuTTY-User-Key-File-" ascii wide
     condition:
         any of them
 }
