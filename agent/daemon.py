@@ -26,7 +26,7 @@ import psutil
 
 from agent import config as config_mod
 from agent.config import AgentConfig
-from agent.errors import EgressGuardError, OutboxFull
+from agent.errors import EgressGuardError, OutboxFull, QuarantineError
 from agent.logs import get_logger
 from agent.pipeline import handle
 from agent.quarantine.vault import Vault
@@ -205,6 +205,26 @@ class Daemon:
             log.error("outbox.event_failed", error_type="outbox_error", reason=exc.message)
             return
         self.shipper.wake()
+
+    def _recovered_items(self, ids: list[str]) -> list[dict[str, Any]]:
+        """What the vault holds of settled moves: the finding event of each may never have left."""
+        assert self.vault is not None
+        out: list[dict[str, Any]] = []
+        for item_id in ids:
+            try:
+                item = self.vault.show(item_id)
+            except (OSError, QuarantineError):
+                continue  # rolled back: the file is still at its path and will be scanned again
+            out.append(
+                {
+                    "id": item.id,
+                    "path": item.original_path,
+                    "sha256": item.sha256,
+                    "rules": list(item.rules),
+                    "findings": list(item.findings),
+                }
+            )
+        return out
 
     def _audit(
         self, action: str, message: str, outcome: Outcome = Outcome.SUCCESS, **details: Any
@@ -414,8 +434,9 @@ class Daemon:
             if recovered:
                 self._audit(
                     "quarantine-recovered",
-                    f"finished {len(recovered)} interrupted quarantine move(s)",
+                    f"settled {len(recovered)} quarantine move(s) a stop interrupted",
                     ids=recovered,
+                    items=self._recovered_items(recovered),
                 )
         self.shipper.start()
         for t in self._workers:

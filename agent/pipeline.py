@@ -62,6 +62,10 @@ class VaultLike(Protocol):
         """Move the scanned inode into the vault."""
         ...
 
+    def reported(self, item_id: str) -> None:
+        """The finding event of that move is durable."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Processed:
@@ -197,6 +201,8 @@ def handle(
         )
     doc = finding_document(record, agent)
     publish(doc)
+    if vault is not None and record.quarantine_id is not None:
+        vault.reported(record.quarantine_id)
     return Processed(result=result, verdict=verdict, record=record, retry=retry, event=doc)
 
 

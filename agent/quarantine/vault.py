@@ -207,12 +207,20 @@ class Vault:
             with contextlib.suppress(OSError):
                 self._journal.remove(item.id)
             raise
-        # the item is whole in the vault: a journal that cannot be closed now only makes
-        # recover() confirm that later
+        # the item is whole in the vault. The journal stays until reported() says the
+        # finding event is in the outbox: a crash in between leaves it for recover(), whose
+        # audit event then names the item, so no quarantine goes unreported
         with contextlib.suppress(OSError):
             self._journal.step(jfd, "done")
-        with contextlib.suppress(OSError):
-            self._journal.end(jfd, item.id)
+        os.close(jfd)
+
+    def reported(self, item_id: str) -> None:
+        """The finding event of a quarantined item is durable: its journal can go."""
+        try:
+            self._journal.remove(item_id)
+        except OSError as exc:
+            # harmless: recover() finds the item whole and reports it once more
+            log.warning("quarantine.journal_kept", id=item_id, error_type=type(exc).__name__)
 
     # -- recovery --------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.quarantine.journal import FAULT_ENV
 from tests import keys
 from tests.harness import (
     Setup,
@@ -209,6 +210,45 @@ def test_broken_rules_on_reload_keep_the_old_rules_and_unreadable_files_do_not_s
             e["event"]["action"] == "rules-reload" and e["event"]["outcome"] == "failure"
             for e in audits
         )
+    finally:
+        agent.stop()
+        collector.stop()
+
+
+def test_agent_killed_after_a_quarantine_reports_the_item_at_restart(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL right after a move finished, before its finding event was written: the restarted
+    agent's recovery audit names the item (path, sha256, rules), so no quarantine goes unreported."""
+    collector = start_collector(setup)
+    monkeypatch.setenv(FAULT_ENV, "done")  # the vault's last journal step, before the event
+    agent = start_agent(setup)
+    try:
+        dump, _planted, _ = _dump_with_key()
+        target = setup.drop / "core.777"
+        target.write_bytes(dump)
+        agent.popen.wait(timeout=60)
+        assert agent.popen.returncode == -signal.SIGKILL
+        assert not target.exists()
+        assert not findings(collector_events(setup))  # the event never left
+        monkeypatch.delenv(FAULT_ENV)
+        agent = start_agent(setup, name="agent-restarted")
+
+        def recovered() -> list[dict[str, object]]:
+            return [
+                e
+                for e in collector_events(setup)
+                if e["event"]["dataset"] == "egress_guard.audit"
+                and e["event"]["action"] == "quarantine-recovered"
+            ]
+
+        wait_for(recovered, timeout=30, what="the recovery audit event")
+        (event,) = recovered()
+        (item,) = event["egress_guard"]["audit"]["items"]
+        assert item["path"] == str(target)
+        assert item["sha256"] == hashlib.sha256(dump).hexdigest()
+        assert item["rules"] and item["findings"]
+        assert [q["id"] for q in quarantine_items(setup)] == [item["id"]]
     finally:
         agent.stop()
         collector.stop()

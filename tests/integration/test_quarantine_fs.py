@@ -42,7 +42,9 @@ with open(path, "rb") as f:
 identity = FileIdentity(path=path, device=st.st_dev, inode=st.st_ino, size=st.st_size,
                         mtime_ns=st.st_mtime_ns, uid=st.st_uid, mode=st.st_mode)
 vault = Vault(Path(vault_dir), seal_public_key=Path(pub) if pub else None)
-print(vault.quarantine(identity, sha256=digest, rules=("r",), findings=(), writer=None).id)
+item = vault.quarantine(identity, sha256=digest, rules=("r",), findings=(), writer=None)
+vault.reported(item.id)  # as the pipeline does once the finding event is in the outbox
+print(item.id)
 """
 
 _RECOVER = """

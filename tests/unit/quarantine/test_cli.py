@@ -38,9 +38,11 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Vault]:
 
 
 def _put(vault: Vault, dump: Dump) -> QuarantineItem:
-    return vault.quarantine(
+    item = vault.quarantine(
         dump.identity, sha256=dump.sha256, rules=("r1",), findings=(), writer=None
     )
+    vault.reported(item.id)
+    return item
 
 
 def _audits(state: Path) -> list[dict[str, object]]:

@@ -20,13 +20,16 @@ FINDINGS = ({"rule": "pem_private_key", "format": "pem", "fingerprint": "sha256:
 
 
 def _quarantine(vault: Vault, dump: Dump) -> QuarantineItem:
-    return vault.quarantine(
+    """Quarantine as the pipeline does: move, then acknowledge that the event is durable."""
+    item = vault.quarantine(
         dump.identity,
         sha256=dump.sha256,
         rules=("pem_private_key",),
         findings=FINDINGS,
         writer=None,
     )
+    vault.reported(item.id)
+    return item
 
 
 def _vault_files(vault_dir: Path) -> list[Path]:
