@@ -28,6 +28,7 @@ from agent.pipeline import Processed, VaultLike, handle
 from agent.quarantine.vault import Vault
 from agent.report.event import AgentIdentity, load_identity
 from agent.scan.scanner import Scanner
+from agent.scan.windows import keep_window_memory
 from agent.sources.sweep import walk
 from agent.values import Action, Arrival, ErrorType, ScanResult
 
@@ -130,6 +131,8 @@ def _arrivals(paths: list[str], exclude: list[str], totals: _Totals) -> list[tup
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     scanner = build_scanner(cfg, engine=args.engine)
+    # a one-shot process: keep freed windows for the next one (inherited by forked workers)
+    keep_window_memory(scanner.settings.chunk_bytes, scanner.settings.overlap_bytes)
     agent = load_identity(Path(cfg.agent.state_dir), cfg.agent.id) if args.config else _ephemeral()
     vault: VaultLike | None = None
     qdir = args.quarantine or (cfg.quarantine.dir if args.config else None)

@@ -1,0 +1,103 @@
+"""Overlapping windows over a file or a decompressed stream, and the memory they are read into.
+
+A window is `(offset of data[0], data, is_last)`; consecutive windows
+overlap by `overlap` bytes so a key shorter than the overlap lies whole in
+the window that owns its first byte. Windows are `bytes` because YARA-X's
+Python binding accepts nothing else (a bytearray or memoryview is refused,
+so a reused read buffer would cost a full copy per window).
+
+Why `keep_window_memory`: with glibc's defaults a 32 MiB window is above the
+mmap threshold, so every window is a fresh mapping that the kernel faults in
+and zeroes page by page, then unmaps; that cost more than YARA-X's own scan.
+Raising the thresholds keeps freed windows in the heap, so the next window
+reuses the same, already resident pages. Only short-lived scanning processes
+(sweep, burst workers) call it: they trade a heap that stays at its peak for
+speed, which the idle daemon must not.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+Window = tuple[int, bytes, bool]  # (offset of data[0], data, is_last)
+
+_M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
+_M_MMAP_THRESHOLD = -3
+_SLACK = 4 * 1024 * 1024  # headers, a decompressor's last read beside a full window
+_INT_MAX = 2**31 - 1  # mallopt takes a C int
+
+
+class Readable(Protocol):
+    """A stream read forward only."""
+
+    def read(self, n: int, /) -> bytes:
+        """Up to n bytes; b'' at the end."""
+        ...
+
+
+def keep_window_memory(chunk_bytes: int, overlap_bytes: int) -> bool:
+    """Serve window-sized allocations from the heap and keep them there; False when not glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter already runs on
+    except (OSError, AttributeError):
+        return False  # no mallopt (not glibc): windows stay correct, only slower
+    window = min(chunk_bytes + overlap_bytes + _SLACK, _INT_MAX // 2)
+    mmap_ok: bool = mallopt(_M_MMAP_THRESHOLD, window) == 1
+    # the heap's free top is kept up to two windows: the next window and the one being joined
+    trim_ok: bool = mallopt(_M_TRIM_THRESHOLD, 2 * window) == 1
+    return mmap_ok and trim_ok
+
+
+def fd_windows(fd: int, chunk: int, overlap: int) -> Iterator[Window]:
+    """Overlapping windows over a file descriptor, read with pread (no shared position)."""
+    pos = 0
+    while True:
+        data = os.pread(fd, chunk, pos)
+        last = len(data) < chunk
+        if not data and pos > 0:
+            return
+        yield pos, data, last
+        if last:
+            return
+        pos += chunk - overlap
+
+
+def stream_windows(stream: Readable, chunk: int, overlap: int) -> Iterator[Window]:
+    """Overlapping windows over a stream that can only be read forward.
+
+    The overlap carried from the previous window and the new reads are joined
+    once (`b"".join`), not concatenated piece by piece: one copy per window.
+    """
+    tail = b""
+    base = 0
+    while True:
+        parts = [tail] if tail else []
+        got = len(tail)
+        while got < chunk:
+            piece = stream.read(chunk - got)
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)  # b"" when nothing came
+        del parts
+        last = len(data) < chunk
+        yield base, data, last
+        if last:
+            return
+        tail = data[-overlap:] if overlap else b""
+        base += len(data) - overlap
+
+
+def file_sha256(fd: int, chunk: int) -> str:
+    """Hex SHA-256 of a whole open file, read with pread in `chunk` pieces."""
+    hasher = hashlib.sha256()
+    for _, data, last in fd_windows(fd, chunk, 0):
+        hasher.update(data)
+        if last:
+            break
+    return hasher.hexdigest()
