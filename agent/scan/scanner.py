@@ -22,7 +22,13 @@ from agent.scan import dumps, unpack
 from agent.scan.inventory import Inventory
 from agent.scan.rules import RuleSet
 from agent.scan.validators import VALIDATORS, Hit
-from agent.scan.windows import Window, fd_windows, file_sha256, stream_windows
+from agent.scan.windows import (
+    LazyFileHash,
+    Window,
+    fd_windows,
+    file_sha256,
+    stream_windows,
+)
 from agent.values import (
     Arrival,
     ErrorType,
@@ -73,6 +79,7 @@ class _FileState:
     bytes_scanned: int = 0
     process: ProcessInfo | None = None
     hit_limit_noted: bool = False
+    file_hash: LazyFileHash | None = None  # the raw file's bytes as scanned (not members)
 
 
 def _open_nofollow(path: str) -> int:
@@ -138,8 +145,11 @@ class Scanner:
             changed = _changed(st, os.fstat(fd))
             if findings and not changed:
                 # the hash goes in the event and lets the vault verify its copy; a file with no
-                # finding is never moved or reported, so it is not read a second time for it
-                sha256 = file_sha256(fd, self.settings.chunk_bytes)
+                # finding is never moved or reported, so it is never hashed
+                if state.file_hash is not None:
+                    sha256 = state.file_hash.hexdigest(st.st_size)
+                if sha256 is None:  # a container, or findings only after unpacking
+                    sha256 = file_sha256(fd, self.settings.chunk_bytes)
                 changed = _changed(st, os.fstat(fd))
             if changed:
                 state.problems.append(
@@ -212,6 +222,7 @@ class Scanner:
             if opened:
                 return
         # a plain file, or a container that could not be opened: its raw bytes are scanned
+        state.file_hash = LazyFileHash(fd, s.chunk_bytes)
         self._scan_windows(
             fd_windows(fd, s.chunk_bytes, s.overlap_bytes),
             container=None,
@@ -242,6 +253,9 @@ class Scanner:
         numbers: dumps.NumberSearch | None = None
         first = True
         stream_findings: list[KeyFinding] = []
+        file_hash = state.file_hash if container is None else None
+        keeps = False  # a finding _finalise will keep was seen in this stream
+        any_kept = self.settings.report_unvalidated
         for base, data, last in windows:
             if first:
                 first = False
@@ -304,6 +318,11 @@ class Scanner:
                             container=container,
                         )
                     )
+            if file_hash is not None:
+                # started by the first finding _finalise will keep, so a clean file is never hashed
+                keeps = keeps or any(f.validated or any_kept for f in stream_findings)
+                with view[:own_end] as own:
+                    file_hash.add(base, own, wanted=keeps)
             view.release()
         if numbers is not None:
             state.problems.extend(numbers.problems)

@@ -93,6 +93,43 @@ def stream_windows(stream: Readable, chunk: int, overlap: int) -> Iterator[Windo
         base += len(data) - overlap
 
 
+class LazyFileHash:
+    """SHA-256 of a file scanned window by window, started by the first window that needs it.
+
+    The windows before that one are read again from the file; from it on, each
+    window's own bytes are hashed while they are in memory, so a file whose
+    first window has findings (most dumps fit in one) is not read twice.
+    """
+
+    def __init__(self, fd: int, chunk: int) -> None:
+        self._fd = fd
+        self._chunk = chunk
+        self._hasher: hashlib._Hash | None = None
+        self._covered = 0
+
+    def add(self, base: int, own: memoryview, *, wanted: bool) -> None:
+        """Hash the window's own bytes `own` (at `base`) once `wanted` was true for any window."""
+        if self._hasher is None:
+            if not wanted:
+                return
+            self._hasher = hashlib.sha256()
+            while self._covered < base:
+                piece = os.pread(self._fd, min(self._chunk, base - self._covered), self._covered)
+                if not piece:
+                    return  # the file shrank: the digest stays incomplete, the scan says why
+                self._hasher.update(piece)
+                self._covered += len(piece)
+        if self._covered == base:
+            self._hasher.update(own)
+            self._covered += len(own)
+
+    def hexdigest(self, size: int) -> str | None:
+        """The digest when exactly `size` bytes went in, else None (not started, or a gap)."""
+        if self._hasher is None or self._covered != size:
+            return None
+        return self._hasher.hexdigest()
+
+
 def file_sha256(fd: int, chunk: int) -> str:
     """Hex SHA-256 of a whole open file, read with pread in `chunk` pieces."""
     hasher = hashlib.sha256()

@@ -7,6 +7,8 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 from agent.scan import rules as rules_mod
 from agent.scan.rules import RuleSet
 from agent.scan.scanner import Scanner, ScanSettings
@@ -105,6 +107,23 @@ def test_file_hash_is_computed_for_files_with_findings_only(tmp_path: Path) -> N
     assert nothing.sha256 is None
     assert [f.allowlisted for f in public.findings] == [True]
     assert public.sha256 == hashlib.sha256(allowlisted.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("offset", [1000, CHUNK, 5 * CHUNK - 3000])
+def test_file_hash_covers_the_whole_file_wherever_the_first_key_is(
+    tmp_path: Path, offset: int
+) -> None:
+    """The hash is the whole file's whether the first key is in window 1, a middle one or the last."""
+    planted = keys.der(keys.cached_rsa(2048))
+    target = tmp_path / "core.3"
+    target.write_bytes(_at(offset, planted.data, 5 * CHUNK + 123, seed=17))
+
+    result = _scan(target)
+
+    assert [(f.offset, f.fingerprint) for f in result.key_material] == [
+        (offset, planted.fingerprint)
+    ]
+    assert result.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
 
 
 def test_file_hash_of_a_container_is_the_hash_of_its_compressed_bytes(tmp_path: Path) -> None:
