@@ -10,18 +10,22 @@ Why `keep_window_memory`: with glibc's defaults a 32 MiB window is above the
 mmap threshold, so every window is a fresh mapping that the kernel faults in
 and zeroes page by page, then unmaps; that cost more than YARA-X's own scan.
 Raising the thresholds keeps freed windows in the heap, so the next window
-reuses the same, already resident pages. Only short-lived scanning processes
-(sweep, burst workers) call it: they trade a heap that stays at its peak for
-speed, which the idle daemon must not.
+reuses the same, already resident pages; the scanner drops each window before
+the next is read, so one window is live at a time. Only short-lived scanning
+processes (sweep, burst workers) call it: they keep one window's worth of heap
+between files, which the idle daemon must not. A stream the number search
+reads goes back to glibc's behaviour (`windows_not_kept`): its window-sized
+temporaries would otherwise stay resident in every worker at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 Window = tuple[int, bytes, bool]  # (offset of data[0], data, is_last)
 
@@ -29,6 +33,8 @@ _M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 _M_MMAP_THRESHOLD = -3
 _SLACK = 4 * 1024 * 1024  # headers, a decompressor's last read beside a full window
 _INT_MAX = 2**31 - 1  # mallopt takes a C int
+_GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # where glibc's own sliding threshold stops (64-bit)
+_kept_window: int | None = None
 
 
 class Readable(Protocol):
@@ -41,15 +47,49 @@ class Readable(Protocol):
 
 def keep_window_memory(chunk_bytes: int, overlap_bytes: int) -> bool:
     """Serve window-sized allocations from the heap and keep them there; False when not glibc."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter already runs on
-    except (OSError, AttributeError):
-        return False  # no mallopt (not glibc): windows stay correct, only slower
+    global _kept_window  # noqa: PLW0603 - mirrors the process-wide allocator setting
+    libc = _libc()
+    if libc is None:
+        return False  # not glibc: windows stay correct, only slower
     window = min(chunk_bytes + overlap_bytes + _SLACK, _INT_MAX // 2)
-    mmap_ok: bool = mallopt(_M_MMAP_THRESHOLD, window) == 1
-    # the heap's free top is kept up to two windows: the next window and the one being joined
-    trim_ok: bool = mallopt(_M_TRIM_THRESHOLD, 2 * window) == 1
+    mmap_ok: bool = libc.mallopt(_M_MMAP_THRESHOLD, window) == 1
+    # one window's worth of free heap top is kept: the next window is read into it
+    trim_ok: bool = libc.mallopt(_M_TRIM_THRESHOLD, window) == 1
+    _kept_window = window if mmap_ok else None
     return mmap_ok and trim_ok
+
+
+@contextlib.contextmanager
+def windows_not_kept() -> Iterator[None]:
+    """Inside, memory behaves as with glibc's defaults: big blocks are unmapped when freed.
+
+    For a stream the number search reads: it allocates several window-sized
+    arrays per window, and kept in the heap they would leave every worker at
+    its peak. The free heap kept so far is given back on entry. A no-op unless
+    `keep_window_memory` is in force.
+    """
+    window = _kept_window
+    libc = _libc() if window is not None else None
+    if window is None or libc is None:
+        yield
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_THRESHOLD_MAX)
+    libc.malloc_trim(0)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, window)
+
+
+def _libc() -> Any:
+    """The C library the interpreter runs on, when it has glibc's mallopt and malloc_trim."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt  # noqa: B018 - probing: musl has neither
+        libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def fd_windows(fd: int, chunk: int, overlap: int) -> Iterator[Window]:
@@ -63,6 +103,7 @@ def fd_windows(fd: int, chunk: int, overlap: int) -> Iterator[Window]:
         yield pos, data, last
         if last:
             return
+        del data  # with the caller's reference gone too, its memory serves the next read
         pos += chunk - overlap
 
 
@@ -91,6 +132,7 @@ def stream_windows(stream: Readable, chunk: int, overlap: int) -> Iterator[Windo
             return
         tail = data[-overlap:] if overlap else b""
         base += len(data) - overlap
+        del data
 
 
 class LazyFileHash:

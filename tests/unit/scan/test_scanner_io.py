@@ -34,8 +34,8 @@ class _Allow:
         return fingerprint in self._fps
 
 
-def _scanner(*allowed: str) -> Scanner:
-    settings = ScanSettings(chunk_bytes=CHUNK, overlap_bytes=OVERLAP, number_search="off")
+def _scanner(*allowed: str, number_search: str = "off") -> Scanner:
+    settings = ScanSettings(chunk_bytes=CHUNK, overlap_bytes=OVERLAP, number_search=number_search)
     return Scanner(_rules(), settings, allowlist=_Allow(*allowed))
 
 
@@ -156,3 +156,20 @@ def test_findings_are_the_same_after_the_allocator_keeps_window_memory(tmp_path:
     assert [(f.offset, f.fingerprint) for f in got_b.key_material] == [
         (2 * CHUNK + 7000, second.fingerprint)
     ]
+
+
+def test_a_dump_scanned_with_the_number_search_under_kept_window_memory_is_found(
+    tmp_path: Path,
+) -> None:
+    """A dump-named file (number search on, windows not kept for it) still gives its keys."""
+    planted = keys.pem(keys.cached_rsa(2048))
+    dump = tmp_path / "core.4321"
+    dump.write_bytes(_at(2 * CHUNK + 100, planted.data, 4 * CHUNK, seed=19))
+    keep_window_memory(CHUNK, OVERLAP)
+
+    result = _scan(dump, _scanner(number_search="dumps"))
+
+    assert [(f.offset, f.fingerprint) for f in result.key_material] == [
+        (2 * CHUNK + 100, planted.fingerprint)
+    ]
+    assert result.sha256 == hashlib.sha256(dump.read_bytes()).hexdigest()
