@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from agent.config import AgentConfig
 from agent.logs import get_logger
 from agent.scan.scanner import Scanner
+from agent.scan.windows import keep_window_memory
 from agent.values import Arrival, ScanResult
 
 log = get_logger("agent.scanpool")
@@ -40,6 +41,8 @@ def _init(cfg: AgentConfig, build: Callable[[AgentConfig], Scanner], chunk_bytes
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # workers hold scanned bytes too
     scanner = build(cfg)
     scanner.settings = dataclasses.replace(scanner.settings, chunk_bytes=chunk_bytes)
+    # workers live for one burst: their heap may stay at its peak, the idle daemon's may not
+    keep_window_memory(chunk_bytes, scanner.settings.overlap_bytes)
     _worker_scanner = scanner
 
 

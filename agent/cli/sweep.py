@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.common import EXIT_ERROR, EXIT_FOUND, EXIT_OK, build_scanner, load_config
-from agent.config import AgentConfig
 from agent.logs import get_logger
 from agent.pipeline import Processed, VaultLike, handle
 from agent.quarantine.vault import Vault
 from agent.report.event import AgentIdentity, load_identity
 from agent.scan.scanner import Scanner
+from agent.scan.windows import keep_window_memory
 from agent.sources.sweep import walk
 from agent.values import Action, Arrival, ErrorType, ScanResult
 
@@ -77,9 +77,9 @@ class _Totals:
 _worker_scanner: Scanner | None = None
 
 
-def _worker_init(cfg: AgentConfig, engine: str | None) -> None:
+def _worker_init(scanner: Scanner) -> None:
     global _worker_scanner  # noqa: PLW0603 - one compiled rule set per worker process
-    _worker_scanner = build_scanner(cfg, engine=engine)
+    _worker_scanner = scanner
 
 
 def _worker_scan(arrival: Arrival) -> ScanResult:
@@ -130,6 +130,8 @@ def _arrivals(paths: list[str], exclude: list[str], totals: _Totals) -> list[tup
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     scanner = build_scanner(cfg, engine=args.engine)
+    # a one-shot process: keep freed windows for the next one (inherited by forked workers)
+    keep_window_memory(scanner.settings.chunk_bytes, scanner.settings.overlap_bytes)
     agent = load_identity(Path(cfg.agent.state_dir), cfg.agent.id) if args.config else _ephemeral()
     vault: VaultLike | None = None
     qdir = args.quarantine or (cfg.quarantine.dir if args.config else None)
@@ -165,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
             sys.stdout.flush()
 
-    for result in _results(arrivals, scanner, cfg, args.engine, jobs):
+    for result in _results(arrivals, scanner, jobs):
         outcome = handle(
             result,
             vault=vault,
@@ -191,21 +193,20 @@ def _filtered(publish: Any, result: ScanResult, show_allowlisted: bool) -> Any:
 
 
 def _results(
-    arrivals: list[tuple[int, Arrival]],
-    scanner: Scanner,
-    cfg: AgentConfig,
-    engine: str | None,
-    jobs: int,
+    arrivals: list[tuple[int, Arrival]], scanner: Scanner, jobs: int
 ) -> Iterator[ScanResult]:
     if jobs <= 1 or len(arrivals) <= 1:
         for _, arrival in arrivals:
             yield scanner.scan(arrival)
         return
     # fork: the parent holds no threads here, and forkserver needs a socket folder
-    # that an unprivileged responder may not be able to create
+    # that an unprivileged responder may not be able to create. Forked workers inherit
+    # the parent's scanner (initargs are not pickled under fork), so the rules are
+    # compiled and the allowlist loaded once, not once per worker; the parent has not
+    # scanned, so no engine scanning state is copied (each worker makes its own).
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(cfg, engine)
+        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(scanner,)
     ) as pool:
         pending: set[Future[ScanResult]] = set()
         queue = iter(arrivals)

@@ -9,8 +9,8 @@ reported twice. Compressed members stream through the same loop.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import os
 import stat
 import time
@@ -23,6 +23,14 @@ from agent.scan import dumps, unpack
 from agent.scan.inventory import Inventory
 from agent.scan.rules import RuleSet
 from agent.scan.validators import VALIDATORS, Hit
+from agent.scan.windows import (
+    LazyFileHash,
+    Window,
+    fd_windows,
+    file_sha256,
+    stream_windows,
+    windows_not_kept,
+)
 from agent.values import (
     Arrival,
     ErrorType,
@@ -73,6 +81,7 @@ class _FileState:
     bytes_scanned: int = 0
     process: ProcessInfo | None = None
     hit_limit_noted: bool = False
+    file_hash: LazyFileHash | None = None  # the raw file's bytes as scanned (not members)
 
 
 def _open_nofollow(path: str) -> int:
@@ -84,53 +93,13 @@ def _open_nofollow(path: str) -> int:
         return os.open(path, flags)
 
 
+def _changed(before: os.stat_result, after: os.stat_result) -> bool:
+    return (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+
+
 def identity_of(path: str, st: os.stat_result) -> FileIdentity:
     """The FileIdentity of a stat result (kept as a name for the stage's callers)."""
     return FileIdentity.of(path, st)
-
-
-def _read_full(stream: unpack.Readable, n: int) -> bytes:
-    parts: list[bytes] = []
-    got = 0
-    while got < n:
-        piece = stream.read(n - got)
-        if not piece:
-            break
-        parts.append(piece)
-        got += len(piece)
-    return b"".join(parts)
-
-
-Window = tuple[int, bytes, bool]  # (offset of data[0], data, is_last)
-
-
-def fd_windows(fd: int, chunk: int, overlap: int) -> Iterator[Window]:
-    """Overlapping windows over a file descriptor, read with pread (no shared position)."""
-    pos = 0
-    while True:
-        data = os.pread(fd, chunk, pos)
-        last = len(data) < chunk
-        if not data and pos > 0:
-            return
-        yield pos, data, last
-        if last:
-            return
-        pos += chunk - overlap
-
-
-def stream_windows(stream: unpack.Readable, chunk: int, overlap: int) -> Iterator[Window]:
-    """Overlapping windows over a stream that can only be read forward."""
-    tail = b""
-    base = 0
-    while True:
-        new = _read_full(stream, chunk - len(tail))
-        data = tail + new
-        last = len(data) < chunk
-        yield base, data, last
-        if last:
-            return
-        tail = data[-overlap:]
-        base += len(data) - overlap
 
 
 class Scanner:
@@ -172,9 +141,19 @@ class Scanner:
                 return ScanResult(arrival=arrival, identity=None, sha256=None, problems=(problem,))
             identity = identity_of(path, st)
             state = _FileState()
-            sha256 = self._scan_fd(fd, identity, state)
-            after = os.fstat(fd)
-            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            self._scan_fd(fd, identity, state)
+            findings = self._finalise(state.findings)
+            sha256: str | None = None
+            changed = _changed(st, os.fstat(fd))
+            if findings and not changed:
+                # the hash goes in the event and lets the vault verify its copy; a file with no
+                # finding is never moved or reported, so it is never hashed
+                if state.file_hash is not None:
+                    sha256 = state.file_hash.hexdigest(st.st_size)
+                if sha256 is None:  # a container, or findings only after unpacking
+                    sha256 = file_sha256(fd, self.settings.chunk_bytes)
+                changed = _changed(st, os.fstat(fd))
+            if changed:
                 state.problems.append(
                     ScanProblem(
                         error_type=ErrorType.CHANGED_DURING_SCAN,
@@ -186,7 +165,6 @@ class Scanner:
             return self._unreadable(arrival, exc, started)
         finally:
             os.close(fd)
-        findings = self._finalise(state.findings)
         return ScanResult(
             arrival=arrival,
             identity=identity,
@@ -202,9 +180,7 @@ class Scanner:
     def scan_bytes(self, data: bytes, *, name: str = "<memory>") -> tuple[KeyFinding, ...]:
         """Scan an in-memory buffer (rule self-tests); same windows, validators and dedup."""
         state = _FileState()
-        self._scan_windows(
-            iter([(0, data, True)]), container=None, name=name, state=state, hasher=None
-        )
+        self._scan_windows(iter([(0, data, True)]), container=None, name=name, state=state)
         return self._finalise(state.findings)
 
     # -- internals --------------------------------------------------------------
@@ -227,52 +203,35 @@ class Scanner:
             duration_seconds=self._clock() - started,
         )
 
-    def _scan_fd(self, fd: int, identity: FileIdentity, state: _FileState) -> str:
+    def _scan_fd(self, fd: int, identity: FileIdentity, state: _FileState) -> None:
         s = self.settings
         head = os.pread(fd, HEAD_BYTES, 0)
         kind = unpack.detect(head)
         name = os.path.basename(identity.path)
-        if kind is None:
-            hasher = hashlib.sha256()
-            self._scan_windows(
-                fd_windows(fd, s.chunk_bytes, s.overlap_bytes),
-                container=None,
-                name=name,
-                state=state,
-                hasher=hasher,
-                total_size=identity.size,
-            )
-            return hasher.hexdigest()
-        opened = False
-        for item in unpack.layers(identity.path, fd, head, s.limits):
-            if isinstance(item, ScanProblem):
-                state.problems.append(item)
-                continue
-            opened = True
-            self._scan_windows(
-                stream_windows(item.stream, s.chunk_bytes, s.overlap_bytes),
-                container=item.container,
-                name=item.container.rsplit("!", 1)[-1],
-                state=state,
-                hasher=None,
-            )
-        hasher = hashlib.sha256()
-        if opened:
-            for _, data, last in fd_windows(fd, s.chunk_bytes, 0):
-                hasher.update(data)
-                if last:
-                    break
-        else:
-            # the container could not be opened: its raw bytes are still scanned
-            self._scan_windows(
-                fd_windows(fd, s.chunk_bytes, s.overlap_bytes),
-                container=None,
-                name=name,
-                state=state,
-                hasher=hasher,
-                total_size=identity.size,
-            )
-        return hasher.hexdigest()
+        if kind is not None:
+            opened = False
+            for item in unpack.layers(identity.path, fd, head, s.limits):
+                if isinstance(item, ScanProblem):
+                    state.problems.append(item)
+                    continue
+                opened = True
+                self._scan_windows(
+                    stream_windows(item.stream, s.chunk_bytes, s.overlap_bytes),
+                    container=item.container,
+                    name=item.container.rsplit("!", 1)[-1],
+                    state=state,
+                )
+            if opened:
+                return
+        # a plain file, or a container that could not be opened: its raw bytes are scanned
+        state.file_hash = LazyFileHash(fd, s.chunk_bytes)
+        self._scan_windows(
+            fd_windows(fd, s.chunk_bytes, s.overlap_bytes),
+            container=None,
+            name=name,
+            state=state,
+            total_size=identity.size,
+        )
 
     def _wants_numbers(self, name: str, info: dumps.DumpInfo | None) -> bool:
         mode = self.settings.number_search
@@ -289,7 +248,6 @@ class Scanner:
         container: str | None,
         name: str,
         state: _FileState,
-        hasher: hashlib._Hash | None,
         total_size: int | None = None,
     ) -> None:
         overlap = self.settings.overlap_bytes
@@ -297,74 +255,86 @@ class Scanner:
         numbers: dumps.NumberSearch | None = None
         first = True
         stream_findings: list[KeyFinding] = []
-        for base, data, last in windows:
-            if first:
-                first = False
-                info = dumps.inspect(data, total_size)
-                if info is not None:
-                    state.problems.extend(info.problems)
-                    if state.process is None and info.process is not None:
-                        state.process = info.process
-                if self._wants_numbers(name, info):
-                    numbers = dumps.NumberSearch(inventory=self.inventory)
-            own_end = len(data) if last else len(data) - overlap
-            if info is not None and info.late_notes is not None:
-                with memoryview(data) as own:
-                    info.late_notes.feed(base, own[:own_end])
-            if hasher is not None:
-                hasher.update(memoryview(data)[:own_end])
-            state.bytes_scanned += own_end
-            view = memoryview(data)
-            try:
-                matches = self.rules.compiled.scan(data)
-            except Exception as exc:  # noqa: BLE001 - an engine failure on one window must not stop the file
-                state.problems.append(
-                    ScanProblem(
-                        error_type=ErrorType.ENGINE_FAILED,
-                        stage="match",
-                        detail=f"rule engine failed on a window: {type(exc).__name__}",
-                        container=container,
-                    )
-                )
-                matches = []
-            for match in matches:
-                validator = VALIDATORS.get(str(match.meta.get("validator", "")))
-                if validator is None:
-                    continue
-                for start, length in match.matches:
-                    if start >= own_end:
-                        continue  # the next window owns it
-                    if state.hits >= self.settings.max_hits_per_file:
-                        self._note_hit_limit(state, container)
-                        break
-                    state.hits += 1
-                    hit = Hit(
-                        rule=match.rule,
-                        meta=match.meta,
-                        data=view,
-                        start=start,
-                        end=start + length,
-                        base_offset=base,
-                        container=container,
-                    )
-                    stream_findings.extend(self._validate(validator, hit, state))
-            if numbers is not None:
+        file_hash = state.file_hash if container is None else None
+        keeps = False  # a finding _finalise will keep was seen in this stream
+        any_kept = self.settings.report_unvalidated
+        # ExitStack: how window memory is managed is decided by the first window
+        with contextlib.ExitStack() as memory:
+            for base, data, last in windows:
+                if first:
+                    first = False
+                    info = dumps.inspect(data, total_size)
+                    if info is not None:
+                        state.problems.extend(info.problems)
+                        if state.process is None and info.process is not None:
+                            state.process = info.process
+                    if self._wants_numbers(name, info):
+                        numbers = dumps.NumberSearch(inventory=self.inventory)
+                        memory.enter_context(windows_not_kept())
+                own_end = len(data) if last else len(data) - overlap
+                state.bytes_scanned += own_end
+                view = memoryview(data)
+                if info is not None and info.late_notes is not None:
+                    with view[:own_end] as own:
+                        info.late_notes.feed(base, own)
                 try:
-                    stream_findings.extend(
-                        replace(f, container=container)
-                        for f in numbers.feed(view, base, base, base + own_end)
-                    )
-                except Exception as exc:  # noqa: BLE001 - a number-search bug must not lose the file
-                    numbers = None
+                    matches = self.rules.compiled.scan(data)
+                except Exception as exc:  # noqa: BLE001 - an engine failure on one window must not stop the file
                     state.problems.append(
                         ScanProblem(
-                            error_type=ErrorType.VALIDATOR_FAILED,
-                            stage="number_search",
-                            detail=f"number search failed: {type(exc).__name__}",
+                            error_type=ErrorType.ENGINE_FAILED,
+                            stage="match",
+                            detail=f"rule engine failed on a window: {type(exc).__name__}",
                             container=container,
                         )
                     )
-            view.release()
+                    matches = []
+                for match in matches:
+                    validator = VALIDATORS.get(str(match.meta.get("validator", "")))
+                    if validator is None:
+                        continue
+                    for start, length in match.matches:
+                        if start >= own_end:
+                            continue  # the next window owns it
+                        if state.hits >= self.settings.max_hits_per_file:
+                            self._note_hit_limit(state, container)
+                            break
+                        state.hits += 1
+                        hit = Hit(
+                            rule=match.rule,
+                            meta=match.meta,
+                            data=view,
+                            start=start,
+                            end=start + length,
+                            base_offset=base,
+                            container=container,
+                        )
+                        stream_findings.extend(self._validate(validator, hit, state))
+                if numbers is not None:
+                    try:
+                        stream_findings.extend(
+                            replace(f, container=container)
+                            for f in numbers.feed(view, base, base, base + own_end)
+                        )
+                    except Exception as exc:  # noqa: BLE001 - a number-search bug must not lose the file
+                        numbers = None
+                        state.problems.append(
+                            ScanProblem(
+                                error_type=ErrorType.VALIDATOR_FAILED,
+                                stage="number_search",
+                                detail=f"number search failed: {type(exc).__name__}",
+                                container=container,
+                            )
+                        )
+                if file_hash is not None:
+                    # started by the first finding _finalise will keep, so a clean file is never hashed
+                    keeps = keeps or any(f.validated or any_kept for f in stream_findings)
+                    with view[:own_end] as own:
+                        file_hash.add(base, own, wanted=keeps)
+                view.release()
+                # drop the window before the next is read: one window is live at a time, and
+                # the allocator hands its memory to the next one (see windows.keep_window_memory)
+                del data, view
         if numbers is not None:
             state.problems.extend(numbers.problems)
         if info is not None and info.late_notes is not None:

@@ -348,11 +348,10 @@ class _FdReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos)
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        with memoryview(buffer) as view:
+            got = os.preadv(self._fd, [view.cast("B")], self._pos)  # straight into the buffer
+        self._pos += got
+        return got
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: os.fstat(self._fd).st_size}

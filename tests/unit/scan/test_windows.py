@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.scan.scanner import fd_windows, stream_windows
+from agent.scan.windows import fd_windows, stream_windows
 
 
 def _owned(windows: list[tuple[int, bytes, bool]], overlap: int) -> bytes:
