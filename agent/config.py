@@ -72,7 +72,7 @@ class ScanSection:
     max_wait_seconds: float = 300.0
     workers: int = 0  # 0: one per CPU
     queue_size: int = 10000
-    chunk_mib: int = 64
+    chunk_mib: int = 32
     overlap_kib: int = 1024
     number_search: str = "dumps"  # dumps | all | off
     max_hits_per_file: int = 2000
