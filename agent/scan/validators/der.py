@@ -150,7 +150,7 @@ def _pkcs8(hit: Hit, outer: Tlv, kids: list[Tlv], version: int) -> Sequence[KeyF
         inner = read_tlv(data, private.content, private.end)
         if inner.tag != 0x04 or inner.end != private.end or inner.end - inner.content != size:
             return ()
-        return _raw_key(hit, name, bytes(data[inner.content : inner.end]), public)
+        return okp_finding(hit, name, bytes(data[inner.content : inner.end]), public)
     if oid == OID_DSA:
         return _dsa(hit, outer, alg)
     return ()
@@ -199,21 +199,28 @@ def _curves_for(size: int, point: bytes | None) -> list[ec.EllipticCurve]:
     return [c for c in CURVES.values() if (c.key_size + 7) // 8 in (size, size - 1)]
 
 
-def _raw_key(hit: Hit, name: str, raw: bytes, public: bytes | None) -> Sequence[KeyFinding]:
+def okp_finding(
+    hit: Hit, name: str, raw: bytes, public: bytes | None, fmt: str = "der-pkcs8"
+) -> Sequence[KeyFinding]:
+    """A finding for a raw Ed25519/Ed448/X25519/X448 private key (`name` lower case), when
+    `public`, if given, is its public half."""
     key: (
         ed25519.Ed25519PrivateKey
         | ed448.Ed448PrivateKey
         | x25519.X25519PrivateKey
         | x448.X448PrivateKey
     )
-    if name == "ed25519":
-        key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
-    elif name == "ed448":
-        key = ed448.Ed448PrivateKey.from_private_bytes(raw)
-    elif name == "x25519":
-        key = x25519.X25519PrivateKey.from_private_bytes(raw)
-    else:
-        key = x448.X448PrivateKey.from_private_bytes(raw)
+    try:
+        if name == "ed25519":
+            key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+        elif name == "ed448":
+            key = ed448.Ed448PrivateKey.from_private_bytes(raw)
+        elif name == "x25519":
+            key = x25519.X25519PrivateKey.from_private_bytes(raw)
+        else:
+            key = x448.X448PrivateKey.from_private_bytes(raw)
+    except ValueError:
+        return ()  # wrong length for the curve
     pub = key.public_key()
     if public is not None:
         raw_pub = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -221,7 +228,7 @@ def _raw_key(hit: Hit, name: str, raw: bytes, public: bytes | None) -> Sequence[
             return ()
     return (
         hit.finding(
-            format="der-pkcs8", algorithm=name, validated=True, fingerprint=keymath.fingerprint(pub)
+            format=fmt, algorithm=name, validated=True, fingerprint=keymath.fingerprint(pub)
         ),
     )
 

@@ -14,11 +14,16 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.scan import keymath
-from agent.scan.validators.der import ec_finding, ec_private_key, rsa_finding, rsa_proven
+from agent.scan.validators.der import (
+    ec_finding,
+    ec_private_key,
+    okp_finding,
+    rsa_finding,
+    rsa_proven,
+)
 from agent.scan.validators.pem import text_at
 
 if TYPE_CHECKING:
@@ -152,38 +157,9 @@ def _ec(hit: Hit, fields: dict[str, bytes | str]) -> Sequence[KeyFinding]:
     return ()
 
 
-_OKP_SIZES = {"ED25519": 32, "X25519": 32, "ED448": 57, "X448": 56}
-
-
 def _okp(hit: Hit, name: str, fields: dict[str, bytes | str]) -> Sequence[KeyFinding]:
     priv, pub = fields.get("priv"), fields.get("pub")
     if not isinstance(priv, bytes) or not isinstance(pub, bytes):
         return ()
-    if len(priv) != _OKP_SIZES[name]:
-        return ()
-    key: (
-        ed25519.Ed25519PrivateKey
-        | x25519.X25519PrivateKey
-        | ed448.Ed448PrivateKey
-        | x448.X448PrivateKey
-    )
-    if name == "ED25519":
-        key = ed25519.Ed25519PrivateKey.from_private_bytes(priv)
-    elif name == "X25519":
-        key = x25519.X25519PrivateKey.from_private_bytes(priv)
-    elif name == "ED448":
-        key = ed448.Ed448PrivateKey.from_private_bytes(priv)
-    else:
-        key = x448.X448PrivateKey.from_private_bytes(priv)
-    public = key.public_key()
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    if raw != pub:
-        return ()  # pub is printed beside priv: a mismatch means an edited or mixed-up printout
-    return (
-        hit.finding(
-            format="openssl-text-okp",
-            algorithm=name.lower(),
-            validated=True,
-            fingerprint=keymath.fingerprint(public),
-        ),
-    )
+    # pub is printed beside priv: a mismatch means an edited or mixed-up printout
+    return okp_finding(hit, name.lower(), priv, pub, fmt="openssl-text-okp")
