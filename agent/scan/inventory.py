@@ -129,9 +129,11 @@ def _looks_private(data: bytes) -> bool:
     if stripped.startswith(b"{"):
         return _jwk_has_private(stripped)
     if stripped.startswith(b"0"):
+        # DER is binary: its last byte may be one strip() removes (0x20, 0x0a, ...)
+        der = data if data.startswith(b"0") else stripped
         try:
             serialization.load_der_private_key(
-                stripped, password=None, unsafe_skip_rsa_key_validation=True
+                der, password=None, unsafe_skip_rsa_key_validation=True
             )
         except TypeError:
             return True  # an encrypted private key: it asked for a password

@@ -291,3 +291,17 @@ def test_unreadable_key_file_is_a_clear_error(state_dir: Path) -> None:
     """A key file that does not exist is refused with its path."""
     with pytest.raises(InventoryError, match="cannot read"):
         add_key(state_dir / "keys.json", state_dir / "missing.pub", "x")
+
+
+def test_der_private_key_ending_in_a_whitespace_byte_is_still_refused_as_private() -> None:
+    """Binary DER may end in 0x20 or 0x0a; stripping it once hid such keys from the check."""
+    for _ in range(2000):
+        key = ec_key()
+        der = key.private_bytes(Enc.DER, Priv.PKCS8, serialization.NoEncryption())
+        if der[-1:].isspace():
+            break
+    else:
+        raise AssertionError("no key ending in a whitespace byte in 2000 tries")
+    with pytest.raises(InventoryError) as info:
+        parse_public_key(der)
+    assert "private key" in str(info.value)
