@@ -241,42 +241,48 @@ class _WindowSearch:
     ) -> list[KeyFinding]:
         lows = np.unique(moduli.low)
         found: list[KeyFinding] = []
-        for a, b in self._pair_indices(cells, primes):
-            prod = primes.low[a] * primes.low[b]
-            j = np.searchsorted(lows, prod)
-            j[j == len(lows)] = 0
-            hit = lows[j] == prod
-            for ia, ib, low in zip(
-                a[hit].tolist(), b[hit].tolist(), prod[hit].tolist(), strict=True
-            ):
-                for nidx in moduli.idx[moduli.low == np.uint64(low)].tolist():
-                    f = self._prove(view, cells, int(primes.idx[ia]), int(primes.idx[ib]), nidx)
-                    if f is not None:
-                        found.append(f)
-                        break
+        a, b = self._pair_indices(cells, primes)
+        if len(a) == 0:
+            return found
+        prod = primes.low[a] * primes.low[b]  # wraps mod 2^64: the product's lowest limb
+        j = np.searchsorted(lows, prod)
+        j[j == len(lows)] = 0
+        hit = lows[j] == prod
+        for ia, ib, low in zip(a[hit].tolist(), b[hit].tolist(), prod[hit].tolist(), strict=True):
+            for nidx in moduli.idx[moduli.low == np.uint64(low)].tolist():
+                f = self._prove(view, cells, int(primes.idx[ia]), int(primes.idx[ib]), nidx)
+                if f is not None:
+                    found.append(f)
+                    break
         return found
 
-    def _pair_indices(self, cells: int, primes: Candidates) -> list[tuple[I64, I64]]:
-        """Index pairs into `primes`: neighbouring island starts, and numbers stored back to back."""
-        out: list[tuple[I64, I64]] = []
+    def _pair_indices(self, cells: int, primes: Candidates) -> tuple[I64, I64]:
+        """Index pairs into `primes`: neighbouring island starts, and numbers stored back to back.
+
+        All neighbours at once, not one array op per distance: this runs for every byte
+        order and size of every window.
+        """
         idx = primes.idx
         starts = np.flatnonzero(primes.at_start)
         s_idx = idx[starts]
         limit = self._owner._pair_cells
-        for d in range(1, min(self._owner._max_neighbours, len(starts)) + 1):
-            dist = s_idx[d:] - s_idx[:-d]
-            if not (dist <= limit).any():
-                break
-            ok = (dist >= cells) & (dist <= limit)
-            if ok.any():
-                out.append((starts[:-d][ok], starts[d:][ok]))
+        # each start pairs with the next starts up to `limit` cells away, at most max_neighbours
+        # of them: ragged ranges laid out flat with repeat, so the work is the number of pairs
+        ends = np.searchsorted(s_idx, s_idx + limit, side="right")
+        counts = np.minimum(ends - np.arange(len(starts)) - 1, self._owner._max_neighbours)
+        total = int(counts.sum())
+        first = np.repeat(np.arange(len(starts)), counts)
+        second = first + 1 + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))
+        far_enough = (s_idx[second] - s_idx[first]) >= cells
+        firsts: list[I64] = [starts[first[far_enough]]]
+        seconds: list[I64] = [starts[second[far_enough]]]
         # contiguous p || q (CNG blobs, arrays of numbers): q starts where p ends
-        j = np.searchsorted(idx, idx + cells)
-        j[j == len(idx)] = 0
-        adj = np.flatnonzero(idx[j] == idx + cells)
-        if len(adj):
-            out.append((adj, j[adj]))
-        return out
+        k = np.searchsorted(idx, idx + cells)
+        k[k == len(idx)] = 0
+        adj = np.flatnonzero(idx[k] == idx + cells)
+        firsts.append(adj)
+        seconds.append(k[adj])
+        return np.concatenate(firsts), np.concatenate(seconds)
 
     def _divisors(
         self, view: View, cells: int, primes: Candidates, moduli: Candidates
