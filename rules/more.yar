@@ -1,5 +1,5 @@
 // Private keys in less common text and binary encodings: hex-spelled DER, .NET XML RSA keys,
-// `openssl ... -text` dumps, Java KeyStores. Each hit is proven by its validator; every string
+// `openssl ... -text` dumps, Java KeyStores, base64-encoded PEM files. Each hit is proven by its validator; every string
 // is anchored on a literal prefix of the key (not on a character class), so random hex, XML
 // or text does not become a candidate storm.
 
@@ -72,4 +72,20 @@ rule java_keystore_private_key
         $jceks = { CE CE CE CE 00 00 00 02 00 00 ?? ?? 00 00 00 ( 01 | 02 | 03 ) }
     condition:
         any of them
+}
+
+rule base64_pem_private_key
+{
+    meta:
+        validator = "base64_pem"
+        format = "base64-pem"
+        severity = "high"
+        description = "A whole PEM file base64-encoded: kubeconfig client-key-data, Kubernetes Secret tls.key, Helm and CI values"
+        selftest = "base64_pem_kubeconfig,base64_pem_secret_bundle"
+    strings:
+        // base64 of "-----BEGIN" at the start of an encoded file; the validator decodes the
+        // run and keeps only private-key blocks (an encoded certificate gives nothing)
+        $b = "LS0tLS1CRUdJTi"
+    condition:
+        $b
 }

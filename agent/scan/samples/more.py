@@ -311,6 +311,33 @@ def _jceks_ec() -> Sample:
     return Sample(embed(store), fingerprint(key))
 
 
+# ---- base64-encoded PEM files ---------------------------------------------------------
+
+
+def _b64_kubeconfig() -> Sample:
+    key = _rsa()
+    pem = key.private_bytes(_Enc.PEM, _Priv.TraditionalOpenSSL, _NoEnc)
+    cert = self_signed(key).public_bytes(_Enc.PEM)
+    doc = (
+        "apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n"
+        f"    client-certificate-data: {base64.b64encode(cert).decode()}\n"
+        f"    client-key-data: {base64.b64encode(pem).decode()}\n"
+    )
+    return Sample(embed(doc.encode()), fingerprint(key))
+
+
+def _b64_secret_bundle() -> Sample:
+    """A certificate, then the key, in one encoded value wrapped at 76 (`base64` without -w0)."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    bundle = self_signed(key).public_bytes(_Enc.PEM) + key.private_bytes(
+        _Enc.PEM, _Priv.PKCS8, _NoEnc
+    )
+    text = base64.b64encode(bundle).decode()
+    wrapped = "\n    ".join(text[i : i + 76] for i in range(0, len(text), 76))
+    doc = f"apiVersion: v1\nkind: Secret\ndata:\n  tls.pem: |\n    {wrapped}\n"
+    return Sample(embed(doc.encode()), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs8_rsa_xxd": _hex_xxd,
     "hex_der_sec1_ec_upper": _hex_sec1_upper,
@@ -323,4 +350,6 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "openssl_text_ed25519": _text_okp,
     "jks_rsa": _jks_rsa,
     "jceks_ec_after_trusted_cert": _jceks_ec,
+    "base64_pem_kubeconfig": _b64_kubeconfig,
+    "base64_pem_secret_bundle": _b64_secret_bundle,
 }

@@ -59,6 +59,7 @@ Validator = Callable[[Hit], Sequence[KeyFinding]]
 
 
 from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined first
+    b64pem,
     base64der,
     blobs,
     der,
@@ -91,4 +92,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "xml_rsa": xmlkey.validate,  # .NET <RSAKeyValue> with the private members
     "openssl_text": keytext.validate,  # `openssl pkey|rsa|ec -text` printouts
     "jks": jks.validate,  # Java KeyStore / JCEKS private-key entries (encrypted)
+    "base64_pem": b64pem.validate,  # whole PEM files base64-encoded (kubeconfig, k8s Secrets)
 }

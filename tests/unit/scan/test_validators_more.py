@@ -32,6 +32,7 @@ from agent.scan.samples import more as enc
 from agent.scan.validators import VALIDATORS, Hit
 from agent.values import KeyFinding
 from tests import keys
+from tests.unit.scan import rulekit
 
 ENGINES = ("yara-x", "yara")
 BEFORE = 3000
@@ -40,25 +41,9 @@ Priv = serialization.PrivateFormat
 FUZZ = settings(max_examples=50, deadline=None)
 
 
-def sources() -> list[RuleSource]:
-    path = Path(__file__).resolve().parents[3] / "rules" / "more.yar"
-    return [RuleSource(str(path), path.read_text())]
-
-
-@cache
-def compiled(engine: str) -> CompiledRules:
-    return compile_rules(sources(), engine)
-
-
 def scan(engine: str, data: bytes) -> list[KeyFinding]:
-    """Every finding rules/more.yar and its validators produce for `data`."""
-    out: list[KeyFinding] = []
-    view = memoryview(data)
-    for match in compiled(engine).scan(data):
-        validator = VALIDATORS[str(match.meta["validator"])]
-        for start, length in match.matches:
-            out.extend(validator(Hit(match.rule, match.meta, view, start, start + length, 0)))
-    return out
+    """Every finding rules/more.yar and their validators produce for `data`."""
+    return rulekit.scan(engine, data, ("more.yar",))
 
 
 def run(validator: str, data: bytes, start: int = 0) -> list[KeyFinding]:
@@ -625,12 +610,12 @@ def test_keystore_hostile_input_never_raises(cut: int, body: bytes, flip: int) -
 @pytest.mark.parametrize("engine", ENGINES)
 def test_more_rules_compile_under_both_engines(engine: str) -> None:
     """rules/more.yar compiles with YARA-X and yara-python."""
-    assert compiled(engine).engine == engine
+    assert rulekit.compiled(engine, ("more.yar",)).engine == engine
 
 
 def test_every_more_rule_names_a_validator_and_existing_selftests() -> None:
     """Each rule's meta names a known validator, a severity and self-test generators that exist."""
-    for rule, meta in rule_metas(sources()).items():
+    for rule, meta in rule_metas(rulekit.sources(("more.yar",))).items():
         assert meta["validator"] in VALIDATORS, rule
         assert meta["severity"] == "high"
         assert meta["format"] and meta["description"]
@@ -641,7 +626,7 @@ def test_every_more_rule_names_a_validator_and_existing_selftests() -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_selftest_sample_validates_with_its_rule(engine: str) -> None:
     """Each rule finds each of its self-test samples, validated, with the sample's fingerprint."""
-    for rule, meta in rule_metas(sources()).items():
+    for rule, meta in rule_metas(rulekit.sources(("more.yar",))).items():
         for name in meta["selftest"].split(","):
             sample = enc.SAMPLES[name]()
             found = [f for f in scan(engine, sample.data) if f.rule == rule and f.validated]

@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -24,12 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from agent.scan import samples
-from agent.scan.engine import CompiledRules, RuleSource, compile_rules
 from agent.scan.rules import rule_metas
 from agent.scan.samples import text as enc
 from agent.scan.validators import VALIDATORS, Hit
 from agent.values import KeyFinding
 from tests import keys
+from tests.unit.scan import rulekit
 
 RULE_FILES = ("pem.yar", "text.yar")
 ENGINES = ("yara-x", "yara")
@@ -40,26 +39,9 @@ NoEnc = serialization.NoEncryption()
 K = TypeVar("K", bound=PrivateKeyTypes)
 
 
-def sources() -> list[RuleSource]:
-    root = Path(__file__).resolve().parents[3] / "rules"
-    return [RuleSource(str(root / n), (root / n).read_text()) for n in RULE_FILES]
-
-
-@cache
-def compiled(engine: str) -> CompiledRules:
-    return compile_rules(sources(), engine)
-
-
 def scan(engine: str, data: bytes) -> list[KeyFinding]:
     """Every finding the text rules and their validators produce for `data`."""
-    out: list[KeyFinding] = []
-    view = memoryview(data)
-    for match in compiled(engine).scan(data):
-        validator = VALIDATORS[str(match.meta["validator"])]
-        for start, length in match.matches:
-            hit = Hit(match.rule, match.meta, view, start, start + length, 0)
-            out.extend(validator(hit))
-    return out
+    return rulekit.scan(engine, data, RULE_FILES)
 
 
 @cache
@@ -638,12 +620,12 @@ def test_jwk_rsa_without_primes_is_factored_from_e_and_d() -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_text_rules_compile_under_both_engines(engine: str) -> None:
     """rules/pem.yar and rules/text.yar compile with YARA-X and yara-python."""
-    assert compiled(engine).engine == engine
+    assert rulekit.compiled(engine, RULE_FILES).engine == engine
 
 
 def test_every_text_rule_names_a_validator_and_existing_selftests() -> None:
     """Each rule's meta names a known validator, a severity and self-test generators that exist."""
-    metas = rule_metas(sources())
+    metas = rule_metas(rulekit.sources(RULE_FILES))
     assert len(metas) == 7
     for rule, meta in metas.items():
         assert meta["validator"] in VALIDATORS, rule
@@ -663,7 +645,7 @@ def test_every_selftest_sample_validates_with_its_rule(
     engine: str, generated_samples: dict[str, samples.Sample]
 ) -> None:
     """Each rule finds each of its self-test samples, validated, with the sample's fingerprint."""
-    for rule, meta in rule_metas(sources()).items():
+    for rule, meta in rule_metas(rulekit.sources(RULE_FILES)).items():
         for name in meta["selftest"].split(","):
             sample = generated_samples[name]
             found = [f for f in scan(engine, sample.data) if f.rule == rule and f.validated]
