@@ -22,10 +22,11 @@ rule der_pkcs8_private_key
         validator = "der"
         format = "der-pkcs8"
         severity = "high"
-        description = "PKCS#8 PrivateKeyInfo / OneAsymmetricKey (RSA, EC, Ed25519, Ed448, X25519, X448, DSA)"
+        description = "PKCS#8 PrivateKeyInfo / OneAsymmetricKey (RSA, RSA-PSS, EC, Ed25519, Ed448, X25519, X448, DSA)"
         selftest = "der_pkcs8_rsa,der_pkcs8_ec,der_pkcs8_ed25519"
     strings:
-        $rsa = { 30 82 ?? ?? 02 01 ( 00 | 01 ) 30 0D 06 09 2A 86 48 86 F7 0D 01 01 01 05 00 04 82 }
+        // rsaEncryption, or rsassaPss (`openssl genpkey -algorithm RSA-PSS`; with or without params)
+        $rsa = { 30 82 ?? ?? 02 01 ( 00 | 01 ) 30 ?? 06 09 2A 86 48 86 F7 0D 01 01 ( 01 | 0A ) }
         $ec = { 30 ( 81 ?? | 82 ?? ?? | ?? ) 02 01 ( 00 | 01 ) 30 ?? 06 07 2A 86 48 CE 3D 02 01 06 }
         $edx = { 30 ( 81 ?? | ?? ) 02 01 ( 00 | 01 ) 30 05 06 03 2B 65 ( 6E | 6F | 70 | 71 ) 04 }
         $dsa = { 30 82 ?? ?? 02 01 ( 00 | 01 ) 30 82 ?? ?? 06 07 2A 86 48 CE 38 04 01 30 }

@@ -28,6 +28,7 @@ MAX_KEY_BYTES = 16384  # an RSA-16384 PKCS#8 is under 10 KB: anything longer is 
 MIN_CIPHERTEXT = 32  # the smallest PKCS#8 (X25519, 48 bytes) encrypts to at least this
 
 OID_RSA = bytes.fromhex("2a864886f70d010101")
+OID_RSA_PSS = bytes.fromhex("2a864886f70d01010a")  # same key, restricted to PSS signatures
 OID_EC = bytes.fromhex("2a8648ce3d0201")
 OID_DSA = bytes.fromhex("2a8648ce380401")
 OID_PBES2 = bytes.fromhex("2a864886f70d01050d")
@@ -132,7 +133,7 @@ def _pkcs8(hit: Hit, outer: Tlv, kids: list[Tlv], version: int) -> Sequence[KeyF
         elif extra.tag != 0xA0:
             return ()
     private = kids[2]
-    if oid == OID_RSA:
+    if oid in (OID_RSA, OID_RSA_PSS):
         inner = read_tlv(data, private.content, private.end)
         if inner.tag != 0x30 or inner.end != private.end:
             return ()

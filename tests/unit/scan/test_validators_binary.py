@@ -623,3 +623,24 @@ def test_each_rule_file_compiles_alone_and_names_known_validators(engine: str, n
     source = RuleSource(str(RULES_DIR / name), (RULES_DIR / name).read_text())
     check_validators([source], set(VALIDATORS))
     assert compile_rules([source], engine).scan(b"\x00" * 64) == []
+
+
+_RSA_ENCRYPTION_ALG = bytes.fromhex("300d06092a864886f70d0101010500")
+_RSA_PSS_ALG = bytes.fromhex("300b06092a864886f70d01010a")  # rsassaPss, no parameters
+
+
+def test_pkcs8_rsa_pss_key_is_found_as_the_rsa_key_it_is(rules: CompiledRules) -> None:
+    """`openssl genpkey -algorithm RSA-PSS` writes PKCS#8 with the rsassaPss OID: same numbers,
+    same fingerprint as the plain RSA key (the rsaEncryption SPKI)."""
+    key = cached_rsa(2048)
+    der = key.private_bytes(DER, PKCS8, NONE)
+    assert der[4 + 3 : 4 + 3 + len(_RSA_ENCRYPTION_ALG)] == _RSA_ENCRYPTION_ALG
+    body = der[4:].replace(_RSA_ENCRYPTION_ALG, _RSA_PSS_ALG, 1)
+    pss = b"\x30\x82" + len(body).to_bytes(2, "big") + body
+    f = the_finding(rules, pss)
+    assert (f.format, f.algorithm, f.bits, f.fingerprint) == (
+        "der-pkcs8",
+        "rsa",
+        2048,
+        fingerprint(key),
+    )
