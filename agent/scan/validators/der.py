@@ -10,6 +10,7 @@ bottom are shared with the blob and OpenSSH validators.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -100,20 +101,58 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
         return _pkcs8(hit, outer, kids, version)
     if _inside_pkcs8(data, outer.start):
         return ()  # the PKCS#8 wrapper around this key is reported once, at its own offset
-    if version == 0 and kids[1].tag == 0x02:
-        return _pkcs1(hit, outer)
+    if version in (0, 1) and kids[1].tag == 0x02:
+        return _pkcs1(hit, outer)  # version 1: multi-prime RSA
     if version == 1 and kids[1].tag == 0x04:
         return _sec1(hit, outer, None)
     return ()
 
 
+MAX_OTHER_PRIMES = 14  # RFC 8017 allows any number; OpenSSL makes at most 5 primes in all
+
+
 def _pkcs1(hit: Hit, tlv: Tlv, fmt: str = "der-pkcs1") -> Sequence[KeyFinding]:
     kids = children(hit.data, tlv)
+    if len(kids) == 10:
+        return _multi_prime(hit, kids, fmt)
     if len(kids) != 9:
         return ()
     ints = [read_integer(hit.data, k) for k in kids]
     version, n, e, d, p, q, dp, dq, qinv = ints
     if version != 0 or not rsa_proven(n, e, d, p, q, dp=dp, dq=dq, qinv=qinv):
+        return ()
+    return (rsa_finding(hit, n, e, fmt),)
+
+
+def _multi_prime(hit: Hit, kids: list[Tlv], fmt: str) -> Sequence[KeyFinding]:
+    """RFC 8017 version 1 (`openssl genrsa -primes 3`): n = p*q*r_i..., e*d = 1 mod lcm(p_i - 1)."""
+    data = hit.data
+    version, n, e, d, p, q, dp, dq, qinv = (read_integer(data, k) for k in kids[:9])
+    others = children(data, kids[9])
+    if version != 1 or not 1 <= len(others) <= MAX_OTHER_PRIMES:
+        return ()
+    if not (keymath.MIN_RSA_BITS <= n.bit_length() <= keymath.MAX_RSA_BITS):
+        return ()
+    primes = [p, q]
+    for info in others:
+        triple = children(data, info)
+        if len(triple) != 3:
+            return ()
+        r, d_r, t_r = (read_integer(data, t) for t in triple)
+        before = math.prod(primes)
+        # RFC 8017: d_i = d mod (r_i - 1), t_i = (r_1 * ... * r_(i-1))^-1 mod r_i
+        if r <= 1 or d_r != d % (r - 1) or (t_r * before) % r != 1:
+            return ()
+        primes.append(r)
+    product, lam = 1, 1
+    for prime in primes:
+        if prime <= 1:
+            return ()
+        product *= prime
+        lam = lam * (prime - 1) // math.gcd(lam, prime - 1)
+    if product != n or not (1 < e < n and 1 < d < n) or (e * d) % lam != 1:
+        return ()
+    if dp != d % (p - 1) or dq != d % (q - 1) or (qinv * q) % p != 1:
         return ()
     return (rsa_finding(hit, n, e, fmt),)
 

@@ -16,7 +16,7 @@ import base64
 import binascii
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from agent.scan import keymath
-from agent.scan.validators import asn1, openssh, pgp
+from agent.scan.validators import asn1, der, openssh, pgp
 
 if TYPE_CHECKING:
     from agent.scan.validators import Hit
@@ -227,7 +227,15 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
     if "ENCRYPTED" in armor.headers.get("Proc-Type", ""):
         return _legacy_encrypted(armor, hit)
     finding = finding_from_der(armor.body, hit, fmt)
+    if finding is None and label in ("RSA PRIVATE KEY", "PRIVATE KEY"):
+        return _structural(armor.body, hit, fmt)
     return (finding,) if finding is not None else ()
+
+
+def _structural(body: bytes, hit: Hit, fmt: str) -> Sequence[KeyFinding]:
+    """Keys cryptography cannot load but the DER validator proves (multi-prime RSA)."""
+    inner = replace(hit, data=memoryview(body), start=0, end=len(body), base_offset=hit.offset)
+    return [replace(f, format=fmt, offset=hit.offset) for f in der.validate(inner)]
 
 
 def _legacy_encrypted(armor: Armor, hit: Hit) -> Sequence[KeyFinding]:
