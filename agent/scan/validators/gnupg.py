@@ -42,6 +42,9 @@ MAX_INPUT = 64 * 1024
 MAX_ATOM = 24 * 1024
 MAX_NODES = 512
 MAX_DEPTH = 8
+# quoted strings are names, dates and counts; a number is quoted only when all its bytes are
+# printable, which a random 32-byte value never is: a small cap keeps the per-byte loop cheap
+MAX_QUOTED = 1024
 
 _LEADS = (b"(", b"(11:", b"(protected-", b"(21:protected-")
 _KINDS = {b"private-key": False, b"protected-private-key": True}
@@ -175,7 +178,7 @@ class _Parser:
         i = self.pos + 1
         data = self.data
         while True:
-            if i >= len(data) or len(out) > MAX_ATOM:
+            if i >= len(data) or len(out) > MAX_QUOTED:
                 raise _MalformedError("string")
             c = data[i]
             if c == ord('"'):
