@@ -89,3 +89,20 @@ rule base64_pem_private_key
     condition:
         $b
 }
+
+rule gnupg_private_key
+{
+    meta:
+        validator = "gnupg"
+        format = "gnupg-key"
+        severity = "high"
+        description = "GnuPG 2.1+ secret key file (private-keys-v1.d/*.key): clear or passphrase-protected, extended text or canonical S-expression"
+        selftest = "gnupg_rsa_extended,gnupg_ed25519_canonical,gnupg_protected_p256"
+    strings:
+        // One literal for all four heads: "(private-key", "(11:private-key",
+        // "(protected-private-key", "(21:protected-private-key"; the validator steps back
+        // onto the "(" and tells them apart ("--private-key" and the like give nothing)
+        $k = "private-key"
+    condition:
+        $k
+}

@@ -1,8 +1,9 @@
-"""Self-test samples for rules/more.yar: hex DER, .NET XML RSA, `openssl -text`, Java KeyStore.
+"""Self-test samples for rules/more.yar: hex DER, .NET XML RSA, `openssl -text`, Java KeyStore, GnuPG.
 
 Each maker generates a fresh key with cryptography and writes it the way the
 tool in question does (xxd -p / xxd -i, .NET `ToXmlString(true)`, OpenSSL's
-`-text` printer, the JKS writer of the JDK), without needing those tools.
+`-text` printer, the JKS writer of the JDK, gpg-agent's private-keys-v1.d files), without
+needing those tools.
 Tests use the same encoders to build variants.
 """
 
@@ -338,6 +339,123 @@ def _b64_secret_bundle() -> Sample:
     return Sample(embed(doc.encode()), fingerprint(key))
 
 
+# ---- GnuPG private-keys-v1.d ------------------------------------------------------------
+
+SexpNode = bytes | list["SexpNode"]
+GnupgKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+_GPG_CURVES = {"secp256r1": b"NIST P-256", "secp384r1": b"NIST P-384", "secp521r1": b"NIST P-521"}
+_TOKEN_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-./_:*+=")
+
+
+def _mpi(value: int) -> bytes:
+    """An unsigned number as libgcrypt writes it: a leading 00 when the top bit is set."""
+    return value.to_bytes(value.bit_length() // 8 + 1, "big")
+
+
+def gnupg_params(
+    key: GnupgKey | x25519.X25519PrivateKey,
+) -> tuple[bytes, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """(algorithm, public parameters, secret parameters) as gpg-agent stores the key."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        nums = key.private_numbers()
+        p, q = sorted((nums.p, nums.q))  # libgcrypt keeps p < q and u = p^-1 mod q
+        pub = nums.public_numbers
+        return (
+            b"rsa",
+            [(b"n", _mpi(pub.n)), (b"e", _mpi(pub.e))],
+            [(b"d", _mpi(nums.d)), (b"p", _mpi(p)), (b"q", _mpi(q)), (b"u", _mpi(pow(p, -1, q)))],
+        )
+    raw_pub = serialization.PublicFormat.Raw
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        point = key.public_key().public_bytes(
+            _Enc.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        d = key.private_numbers().private_value
+        return (
+            b"ecc",
+            [(b"curve", _GPG_CURVES[key.curve.name]), (b"q", point)],
+            [(b"d", d.to_bytes((d.bit_length() + 7) // 8, "big"))],
+        )
+    pub_raw = key.public_key().public_bytes(_Enc.Raw, raw_pub)
+    secret = key.private_bytes(_Enc.Raw, _Priv.Raw, _NoEnc)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return (
+            b"ecc",
+            [(b"curve", b"Ed25519"), (b"flags", b"eddsa"), (b"q", b"\x40" + pub_raw)],
+            [(b"d", secret)],
+        )
+    # OpenPGP keeps the Curve25519 secret big-endian, the reverse of X25519's native order
+    return (
+        b"ecc",
+        [(b"curve", b"Curve25519"), (b"flags", b"djb-tweak"), (b"q", b"\x40" + pub_raw)],
+        [(b"d", secret[::-1])],
+    )
+
+
+def gnupg_tree(key: GnupgKey | x25519.X25519PrivateKey, *, protected: bool = False) -> SexpNode:
+    """The key's S-expression; protected: the secret half replaced by a (random) ciphertext."""
+    algo, public, secret = gnupg_params(key)
+    items: list[SexpNode] = [algo]
+    items.extend([name, value] for name, value in public)
+    if protected:
+        s2k: SexpNode = [[b"sha1", os.urandom(8), b"219428864"], os.urandom(12)]
+        ciphertext = os.urandom(32 + sum(len(v) + 8 for _, v in secret))
+        items.append([b"protected", b"openpgp-s2k3-ocb-aes", s2k, ciphertext])
+        items.append([b"protected-at", b"20260101T000000"])
+        return [b"protected-private-key", items]
+    items.extend([name, value] for name, value in secret)
+    return [b"private-key", items]
+
+
+def sexp_canonical(node: SexpNode) -> bytes:
+    """Canonical S-expression: `(11:private-key(3:rsa(1:n257:...)))`."""
+    if isinstance(node, bytes):
+        return b"%d:%s" % (len(node), node)
+    return b"(" + b"".join(sexp_canonical(x) for x in node) + b")"
+
+
+def sexp_advanced(node: SexpNode, *, wrap: int = 64) -> bytes:
+    """libgcrypt's advanced syntax: tokens, quoted strings, `#hex#` folded like gpg folds it."""
+    if isinstance(node, list):
+        out = b""
+        for i, part in enumerate(sexp_advanced(x, wrap=wrap) for x in node):
+            # gpg: a space after the head and between atoms, none where a list begins or ends
+            spaced = i == 1 and not isinstance(node[0], list)
+            sep = b" " if spaced or not (out.endswith(b")") or part.startswith(b"(")) else b""
+            out += (sep if i else b"") + part
+        return b"(" + out + b")"
+    if node and node[:1].isalpha() and all(b in _TOKEN_CHARS for b in node):
+        return node
+    if node and all(0x20 <= b < 0x7F and b not in b'"\\' for b in node):
+        return b'"' + node + b'"'
+    digits = node.hex().upper().encode()
+    return b"#" + b"\n ".join(digits[i : i + wrap] for i in range(0, len(digits), wrap)) + b"#"
+
+
+def gnupg_extended(key: GnupgKey | x25519.X25519PrivateKey, *, protected: bool = False) -> bytes:
+    """A GnuPG 2.2 extended-format `.key` file: `Created:` and the folded `Key:` line."""
+    return (
+        b"Created: 20260101T000000\nKey: "
+        + sexp_advanced(gnupg_tree(key, protected=protected))
+        + b"\n"
+    )
+
+
+def _gnupg_rsa_extended() -> Sample:
+    key = _rsa()
+    return Sample(embed(gnupg_extended(key)), fingerprint(key))
+
+
+def _gnupg_ed25519_canonical() -> Sample:
+    key = ed25519.Ed25519PrivateKey.generate()
+    return Sample(embed(sexp_canonical(gnupg_tree(key))), fingerprint(key))
+
+
+def _gnupg_protected_p256() -> Sample:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return Sample(embed(gnupg_extended(key, protected=True)), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs8_rsa_xxd": _hex_xxd,
     "hex_der_sec1_ec_upper": _hex_sec1_upper,
@@ -352,4 +470,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "jceks_ec_after_trusted_cert": _jceks_ec,
     "base64_pem_kubeconfig": _b64_kubeconfig,
     "base64_pem_secret_bundle": _b64_secret_bundle,
+    "gnupg_rsa_extended": _gnupg_rsa_extended,
+    "gnupg_ed25519_canonical": _gnupg_ed25519_canonical,
+    "gnupg_protected_p256": _gnupg_protected_p256,
 }

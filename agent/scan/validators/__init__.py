@@ -63,6 +63,7 @@ from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined 
     base64der,
     blobs,
     der,
+    gnupg,
     hexder,
     jks,
     jwk,
@@ -93,4 +94,5 @@ VALIDATORS: Mapping[str, Validator] = {
     "openssl_text": keytext.validate,  # `openssl pkey|rsa|ec -text` printouts
     "jks": jks.validate,  # Java KeyStore / JCEKS private-key entries (encrypted)
     "base64_pem": b64pem.validate,  # whole PEM files base64-encoded (kubeconfig, k8s Secrets)
+    "gnupg": gnupg.validate,  # GnuPG private-keys-v1.d S-expressions, text and canonical
 }

@@ -1,0 +1,237 @@
+"""rules/more.yar gnupg_private_key: GnuPG private-keys-v1.d files, under both engines.
+
+Keys are generated at run time (cryptography for the hand-built forms, the real
+`gpg` for the integration test); nothing here is stored. The extended text
+form is what GnuPG 2.2 writes; the canonical form is built by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.scan import keymath
+from agent.scan.samples import more as enc
+from agent.scan.samples.text import fingerprint
+from agent.scan.validators import VALIDATORS, Hit, gnupg
+from agent.scan.validators.der import rsa_proven
+from agent.values import KeyFinding
+from tests import keys
+from tests.unit.scan import rulekit
+
+ENGINES = rulekit.ENGINES
+BEFORE = b"\0core\xff" * 300
+FUZZ = settings(max_examples=50, deadline=None)
+
+Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+AnyKey = Key | x25519.X25519PrivateKey
+
+
+def scan(engine: str, data: bytes) -> list[KeyFinding]:
+    return rulekit.scan(engine, data, ("more.yar",))
+
+
+@cache
+def make(kind: str) -> AnyKey:
+    if kind == "rsa":
+        return keys.cached_rsa(2048, 0)
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return x25519.X25519PrivateKey.generate()
+
+
+ALGORITHM = {"rsa": "rsa", "p256": "ec", "ed25519": "ed25519", "x25519": "x25519"}
+FORMS: dict[str, Callable[[AnyKey, bool], bytes]] = {
+    "extended": lambda k, p: enc.gnupg_extended(k, protected=p),
+    "canonical": lambda k, p: enc.sexp_canonical(enc.gnupg_tree(k, protected=p)),
+}
+
+
+def _one(findings: list[KeyFinding]) -> KeyFinding:
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("kind", sorted(ALGORITHM))
+@pytest.mark.parametrize("protected", [False, True])
+def test_key_file_is_found_with_its_fingerprint(
+    engine: str, form: str, kind: str, protected: bool
+) -> None:
+    key = make(kind)
+    body = FORMS[form](key, protected)
+    data = BEFORE + body + b"\n" + os.urandom(300)
+    found = _one(scan(engine, data))
+    head = b"(protected-private-key" if protected else b"(private-key"
+    if form == "canonical":
+        head = b"(21:protected-private-key" if protected else b"(11:private-key"
+    assert found.offset == data.index(head)
+    assert found.format == ("gnupg-key-protected" if protected else "gnupg-key")
+    assert found.algorithm == ALGORITHM[kind]
+    assert found.validated
+    assert found.encrypted is protected
+    assert found.fingerprint == fingerprint(key)
+    if kind == "p256":
+        assert (found.curve, found.bits) == ("secp256r1", 256)
+
+
+def test_rsa_numbers_in_the_file_form_one_key() -> None:
+    """The parser reads libgcrypt's parameters: p < q, u = p^-1 mod q, p*q = n."""
+    key = make("rsa")
+    assert isinstance(key, rsa.RSAPrivateKey)
+    tree = gnupg.parse(enc.sexp_canonical(enc.gnupg_tree(key)))
+    assert isinstance(tree, list) and isinstance(tree[1], list)
+    params = {
+        p[0]: int.from_bytes(p[1], "big")
+        for p in tree[1][1:]
+        if isinstance(p, list) and isinstance(p[0], bytes) and isinstance(p[1], bytes)
+    }
+    n, e, d, p, q, u = (params[k] for k in (b"n", b"e", b"d", b"p", b"q", b"u"))
+    assert p < q and p * q == n and (u * p) % q == 1
+    assert rsa_proven(n, e, d, q, p, qinv=u)
+    assert keymath.rsa_fingerprint(n, e) == fingerprint(key)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "curve", [b'(curve "NIST P-256")', b"(curve NIST\\ P-256)", b"(curve nistp256)"]
+)
+def test_nist_curve_spellings(engine: str, curve: bytes) -> None:
+    key = make("p256")
+    text = enc.gnupg_extended(key).replace(b'(curve "NIST P-256")', curve)
+    assert curve in text
+    assert _one(scan(engine, text)).fingerprint == fingerprint(key)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_folded_hex_and_crlf(engine: str) -> None:
+    key = make("rsa")
+    text = enc.gnupg_extended(key).replace(b"\n ", b"\r\n   ")
+    assert _one(scan(engine, text)).fingerprint == fingerprint(key)
+
+
+# ---- the real gpg ----------------------------------------------------------------------
+
+
+def _gpg(home: Path, *args: str) -> None:
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _own_rsa_fingerprint(text: bytes) -> str:
+    """n and e read straight from the extended-format file, without the validator's parser."""
+    flat = re.sub(rb"\s+", b"", text)
+    n = re.search(rb"\(n#([0-9A-F]+)#\)", flat)
+    e = re.search(rb"\(e#([0-9A-F]+)#\)", flat)
+    assert n is not None and e is not None
+    return keymath.rsa_fingerprint(int(n.group(1), 16), int(e.group(1), 16))
+
+
+@pytest.mark.parametrize("passphrase", ["", "correct horse"])
+def test_real_gpg_key_file(tmp_path: Path, passphrase: str) -> None:
+    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    try:
+        _gpg(
+            home,
+            "--passphrase",
+            passphrase,
+            "--quick-gen-key",
+            "ci <ci@example.invalid>",
+            "rsa2048",
+            "sign",
+            "never",
+        )
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
+    (path,) = (home / "private-keys-v1.d").glob("*.key")
+    data = path.read_bytes()
+    for engine in ENGINES:
+        found = _one(scan(engine, data))
+        assert found.fingerprint == _own_rsa_fingerprint(data)
+        assert found.algorithm == "rsa" and found.bits == 2048 and found.validated
+        assert found.encrypted is bool(passphrase)
+        assert found.format == ("gnupg-key-protected" if passphrase else "gnupg-key")
+
+
+# ---- negatives ---------------------------------------------------------------------------
+
+
+def _flip_hex(text: bytes, name: bytes) -> bytes:
+    """One hex digit of the named parameter changed."""
+    i = text.index(b"(" + name + b" #") + len(name) + 5
+    digit = text[i : i + 1]
+    return text[:i] + (b"1" if digit != b"1" else b"2") + text[i + 1 :]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "case",
+    [
+        "public",
+        "rsa_d",
+        "rsa_p",
+        "p256_d",
+        "ed25519_d",
+        "x25519_d",
+        "truncated",
+        "random_after",
+        "shadowed",
+        "option",
+        "canonical_cut",
+    ],
+)
+def test_not_a_key(engine: str, case: str) -> None:
+    rsa_text = enc.gnupg_extended(make("rsa"))
+    data = {
+        "public": rsa_text.replace(b"(private-key", b"(public-key").split(b"(d ")[0] + b"))",
+        "rsa_d": _flip_hex(rsa_text, b"d"),
+        "rsa_p": _flip_hex(rsa_text, b"p"),
+        "p256_d": _flip_hex(enc.gnupg_extended(make("p256")), b"d"),
+        "ed25519_d": _flip_hex(enc.gnupg_extended(make("ed25519")), b"d"),
+        "x25519_d": _flip_hex(enc.gnupg_extended(make("x25519")), b"d"),
+        "truncated": rsa_text[: len(rsa_text) // 2],
+        "random_after": b"Key: (private-key" + os.urandom(4000),
+        "shadowed": b"(20:shadowed-private-key(3:rsa(1:n3:\x01\x00\x01)))",
+        "option": b"ssh -i ~/.ssh/id --private-key (private-key)\n",
+        "canonical_cut": enc.sexp_canonical(enc.gnupg_tree(make("ed25519")))[:-20],
+    }[case]
+    assert scan(engine, BEFORE + data) == []
+
+
+@FUZZ
+@given(
+    body=st.one_of(
+        st.binary(max_size=2000),
+        st.text(alphabet='()#|"\\ \n0123456789ABCDEFabcdenpqu:-', max_size=2000).map(str.encode),
+    ),
+    head=st.sampled_from([b"(private-key", b"(11:private-key", b"(protected-private-key"]),
+)
+def test_hostile_input_never_raises(body: bytes, head: bytes) -> None:
+    data = head + body
+    start = data.index(b"private-key")
+    hit = Hit("fuzz", {"validator": "gnupg"}, memoryview(data), start, start + 11, 0)
+    assert VALIDATORS["gnupg"](hit) == ()
