@@ -1,4 +1,4 @@
-"""Containers: open gzip, zip (nested), xz, bz2, zstd and tar, and stream their members.
+"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4 and tar, and stream their members.
 
 The scanner reads a file's first bytes, asks `detect(head)`, and for a
 container iterates `layers(...)`: each leaf member comes as a `Layer` whose
@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, Self, cast
 
+import lz4.frame
 import zstandard
 
 from agent.values import ErrorType, ScanProblem
@@ -55,6 +56,7 @@ _SUFFIXES = (
     (".bz2", ""),
     (".zstd", ""),
     (".zst", ""),
+    (".lz4", ""),
 )
 
 
@@ -94,6 +96,8 @@ def detect(head: bytes) -> str | None:
         return "xz"
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         return "zstd"
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return "lz4"  # LZ4 frame: systemd-coredump before it moved to zstd
     if (
         head[:3] == b"BZh"
         and len(head) >= 10
@@ -444,7 +448,7 @@ def _member(
 def _stream(
     kind: str, label: str, source: Readable, depth: int, budget: _Budget, *, size: int | None
 ) -> Iterator[Layer | ScanProblem]:
-    """A single compressed stream (gzip, xz, bz2, zstd); its content is one member."""
+    """A single compressed stream (gzip, xz, bz2, zstd, lz4); its content is one member."""
     inner = f"{label}!{_inner_name(label)}"
     if not budget.admit(inner):
         return
@@ -458,6 +462,8 @@ def _stream(
         decoder = lzma.LZMAFile(raw)  # noqa: SIM115 - lives as long as the generator; owns no fd
     elif kind == "bz2":
         decoder = bz2.BZ2File(raw)
+    elif kind == "lz4":
+        decoder = lz4.frame.LZ4FrameFile(raw, mode="rb")
     else:
         decoder = zstandard.ZstdDecompressor().stream_reader(
             raw, read_across_frames=True, closefd=False

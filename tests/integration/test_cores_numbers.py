@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import lz4.frame
 import pytest
 import zstandard
 from cryptography import x509
@@ -134,6 +135,42 @@ def test_systemd_coredump_zstd_core_is_an_elf_core_after_decompression(
     result = cores.scan_numbers(raw)
     assert result.info is not None and result.info.kind == "elf-core"
     assert expected <= result.fingerprints
+
+
+def test_systemd_coredump_lz4_core_is_scanned_through_the_cli(
+    python_core: tuple[Path, set[str]], workdir: Path
+) -> None:
+    """systemd before 246 (RHEL 8) writes cores as LZ4 frames: `egress-guard scan` opens the
+    frame, reads the core inside, names its process and finds every key from its numbers."""
+    core, expected = python_core
+    packed = workdir / "core.python3.0.0123456789abcdef.4242.1700000000000000.lz4"
+    packed.write_bytes(lz4.frame.compress(core.read_bytes()))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "--log-format",
+            "json",
+            "scan",
+            "--format",
+            "jsonl",
+            "--dry-run",
+            str(packed),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    (event,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    found = event["egress_guard"]["findings"]
+    assert expected <= {f["fingerprint"] for f in found}
+    assert {f["container"] for f in found if f["fingerprint"] in expected} == {
+        f"{packed.name}!{packed.name.removesuffix('.lz4')}"
+    }
+    assert event["process"]["name"].startswith("python")
 
 
 def test_key_in_a_core_with_hundreds_of_mib_of_random_heap_is_found(workdir: Path) -> None:

@@ -11,6 +11,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import lz4.frame
 import pytest
 import zstandard
 from hypothesis import given, settings
@@ -87,6 +88,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
         (lzma.compress(b"x"), "xz"),
         (bz2.compress(b"x"), "bz2"),
         (zstd_frames(b"x"), "zstd"),
+        (lz4.frame.compress(b"x"), "lz4"),
         (tar_bytes({"a": b"x"}), "tar"),
         (b"\x7fELF" + bytes(600), None),
         (b"BZh9 not really bzip2 at all", None),
@@ -106,6 +108,12 @@ def test_detect_names_container_by_magic(data: bytes, kind: str | None) -> None:
         ("dump.xz", lzma.compress(PAYLOAD), "dump.xz!dump"),
         ("dump.bz2", bz2.compress(PAYLOAD), "dump.bz2!dump"),
         ("core.sshd.zst", zstd_frames(PAYLOAD), "core.sshd.zst!core.sshd"),
+        # systemd-coredump before zstd (RHEL 8): core.<comm>.<uid>.<boot>.<pid>.<time>.lz4
+        (
+            "core.app.0.b1.77.1700000000.lz4",
+            lz4.frame.compress(PAYLOAD),
+            "core.app.0.b1.77.1700000000.lz4!core.app.0.b1.77.1700000000",
+        ),
     ],
 )
 def test_single_stream_yields_decompressed_body_under_inner_name(
@@ -220,6 +228,7 @@ def test_encrypted_zip_member_is_reported_not_skipped(tmp_path: Path) -> None:
         ("t.xz", lzma.compress(PAYLOAD)),
         ("t.bz2", bz2.compress(PAYLOAD, compresslevel=1)),
         ("t.zst", zstd_frames(PAYLOAD)),
+        ("t.lz4", lz4.frame.compress(PAYLOAD, block_size=lz4.frame.BLOCKSIZE_MAX64KB)),
     ],
 )
 def test_truncated_stream_scans_what_came_before_then_reports_corruption(
