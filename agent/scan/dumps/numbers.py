@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +38,9 @@ from agent.scan.dumps.candidates import (
     View,
     decode,
     encode,
+    merge,
     numbers_of_size,
+    unmerge,
     view_words,
 )
 from agent.scan.dumps.model import STAGE
@@ -52,8 +55,20 @@ RULE = "rsa_number_search"
 # prime sizes in bytes: moduli of 1024, 1536, 2048, 3072, 4096, 6144, 7680 and 8192 bits
 PRIME_BYTES = (64, 96, 128, 192, 256, 384, 480, 512)
 EXPONENTS = (65537, 3)
+MERGE_LIMIT = 1 << 20  # candidates of merged views held at once (a crowded window has millions)
 DIVISOR_DISTANCE = 8 * 1024  # n and a lone prime of the same key sit this close in a heap
 PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms
+
+
+_per_thread = threading.local()
+
+
+def _classifier() -> CellClassifier:
+    """This thread's classifier: its window-sized buffers outlive one file (no page faults per file)."""
+    classifier: CellClassifier | None = getattr(_per_thread, "classifier", None)
+    if classifier is None:
+        classifier = _per_thread.classifier = CellClassifier()
+    return classifier
 
 
 class NumberSearch:
@@ -76,7 +91,6 @@ class NumberSearch:
         self._max_neighbours = max_neighbours
         self._block_cells = block_bytes // 8
         self._max_islands = max_islands_per_block
-        self._classifier = CellClassifier()
         self._max_keys = max_keys
         self._divisions_left = max_divisions
         self._found: set[int] = set()
@@ -94,7 +108,7 @@ class NumberSearch:
         if ncells < 8:
             return ()
         cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
-        good, high = self._classifier.classify(cells)
+        good, high = _classifier().classify(cells)
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
         islands = Islands.from_cells(good, high, min_cells)
         del cells, good, high
@@ -105,13 +119,12 @@ class NumberSearch:
         search = _WindowSearch(
             self, window, base=base_offset, first=first, scan_from=scan_from, scan_to=scan_to
         )
-        findings: list[KeyFinding] = []
-        for view in VIEWS:
-            words = view_words(window, first, view)
-            findings += search.view(view, words, islands)
-            if self._inventory is not None:
+        findings = search.all_sizes(islands)
+        if self._inventory is not None:
+            for view in VIEWS:
+                words = view_words(window, first, view)
                 findings += self._inventory.search(search, view, words, islands)
-            del words
+                del words
         return findings
 
     # -- internals ------------------------------------------------------------
@@ -219,26 +232,55 @@ class _WindowSearch:
         """True when the window holds these bytes (searched in place: no copy of the window)."""
         return re.search(re.escape(needle), self.window) is not None
 
-    def view(self, view: View, words: U64, islands: Islands) -> list[KeyFinding]:
-        """Keys of every modulus size in one byte order."""
+    def all_sizes(self, islands: Islands) -> list[KeyFinding]:
+        """Keys of every modulus size in every byte order.
+
+        The candidates of all views are searched together (keys, see
+        `candidates.merge`): pairing and matching cost a few dozen numpy calls
+        per size, which on a window with few islands is most of the time when
+        done per view.
+        """
         out: list[KeyFinding] = []
         for size in PRIME_BYTES:
             cells = size // 8
             if islands.longest < 2 * cells - 1:
                 continue
-            moduli = numbers_of_size(words, islands, view, 2 * cells, cache=self.positions)
-            if len(moduli.idx) == 0:
-                continue
-            primes = numbers_of_size(words, islands, view, cells, cache=self.positions)
-            if len(primes.idx) == 0:
-                continue
-            out += self._pairs(view, cells, primes, moduli)
-            out += self._divisors(view, cells, primes, moduli)
+            for primes, moduli in self._groups(islands, cells):
+                out += self._pairs(cells, primes, moduli)
+                out += self._divisors(cells, primes, moduli)
         return out
 
-    def _pairs(
-        self, view: View, cells: int, primes: Candidates, moduli: Candidates
-    ) -> list[KeyFinding]:
+    def _groups(self, islands: Islands, cells: int) -> Iterator[tuple[Candidates, Candidates]]:
+        """(primes, moduli) of `cells` words, views merged while they stay under MERGE_LIMIT."""
+        primes: list[tuple[int, Candidates]] = []
+        moduli: list[tuple[int, Candidates]] = []
+        held = 0
+        for number, view in enumerate(VIEWS):
+            words = view_words(self.window, self.first, view)
+            m = numbers_of_size(words, islands, view, 2 * cells, cache=self.positions)
+            if len(m.idx) == 0:
+                continue
+            p = numbers_of_size(words, islands, view, cells, cache=self.positions)
+            if len(p.idx) == 0:
+                continue
+            primes.append((number, p))
+            moduli.append((number, m))
+            held += len(p.idx) + len(m.idx)
+            if held >= MERGE_LIMIT:
+                yield merge(primes), merge(moduli)
+                primes, moduli, held = [], [], 0
+        if primes:
+            yield merge(primes), merge(moduli)
+
+    def _number(self, key: int, cells: int) -> int:
+        view, idx = unmerge(key)
+        return self.value(view, idx, cells)
+
+    def _at(self, key: int) -> int:
+        view, idx = unmerge(key)
+        return self.absolute(view, idx)
+
+    def _pairs(self, cells: int, primes: Candidates, moduli: Candidates) -> list[KeyFinding]:
         lows = np.unique(moduli.low)
         found: list[KeyFinding] = []
         a, b = self._pair_indices(cells, primes)
@@ -249,8 +291,8 @@ class _WindowSearch:
         j[j == len(lows)] = 0
         hit = lows[j] == prod
         for ia, ib, low in zip(a[hit].tolist(), b[hit].tolist(), prod[hit].tolist(), strict=True):
-            for nidx in moduli.idx[moduli.low == np.uint64(low)].tolist():
-                f = self._prove(view, cells, int(primes.idx[ia]), int(primes.idx[ib]), nidx)
+            for nkey in moduli.idx[moduli.low == np.uint64(low)].tolist():
+                f = self._prove(cells, int(primes.idx[ia]), int(primes.idx[ib]), nkey)
                 if f is not None:
                     found.append(f)
                     break
@@ -284,9 +326,7 @@ class _WindowSearch:
         seconds.append(k[adj])
         return np.concatenate(firsts), np.concatenate(seconds)
 
-    def _divisors(
-        self, view: View, cells: int, primes: Candidates, moduli: Candidates
-    ) -> list[KeyFinding]:
+    def _divisors(self, cells: int, primes: Candidates, moduli: Candidates) -> list[KeyFinding]:
         """A modulus and one stored prime near it that divides it (n % p == 0) is a key too."""
         found: list[KeyFinding] = []
         # only numbers that fill their own allocation: n alone, p alone (heap layout)
@@ -297,34 +337,35 @@ class _WindowSearch:
         limit = DIVISOR_DISTANCE // 8
         lo = np.searchsorted(p_idx, m_idx - limit)
         hi = np.searchsorted(p_idx, m_idx + limit)
-        for nidx, a, b in zip(m_idx.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        for nkey, a, b in zip(m_idx.tolist(), lo.tolist(), hi.tolist(), strict=True):
             if a == b:
                 continue
-            n = self.value(view, nidx, 2 * cells)
+            n = self._number(nkey, 2 * cells)
             if n in self._owner._found:
                 continue
-            for pidx in p_idx[a:b].tolist():
+            for pkey in p_idx[a:b].tolist():
                 if not self._owner.spend_division():
                     return found
-                p = self.value(view, pidx, cells)
+                p = self._number(pkey, cells)
                 if 1 < p < n and n % p == 0:
-                    f = self._finish(view, n, p, n // p, self.absolute(view, pidx))
+                    f = self._finish(unmerge(pkey)[0], n, p, n // p, self._at(pkey))
                     if f is not None:
                         found.append(f)
                     break
         return found
 
-    def _prove(self, view: View, cells: int, ia: int, ib: int, nidx: int) -> KeyFinding | None:
-        if not self.owns(min(self.absolute(view, ia), self.absolute(view, ib))):
+    def _prove(self, cells: int, ka: int, kb: int, nkey: int) -> KeyFinding | None:
+        anchor = min(self._at(ka), self._at(kb))
+        if not self.owns(anchor):
             return None
-        n = self.value(view, nidx, 2 * cells)
+        n = self._number(nkey, 2 * cells)
         if n in self._owner._found:
             return None
-        p = self.value(view, ia, cells)
-        q = self.value(view, ib, cells)
+        p = self._number(ka, cells)
+        q = self._number(kb, cells)
         if p * q != n:
             return None
-        return self._finish(view, n, p, q, min(self.absolute(view, ia), self.absolute(view, ib)))
+        return self._finish(unmerge(ka)[0], n, p, q, anchor)
 
     def _finish(self, view: View, n: int, p: int, q: int, anchor: int) -> KeyFinding | None:
         if not self.owns(anchor):

@@ -248,3 +248,78 @@ def test_synthetic_core_through_the_reader_and_the_search() -> None:
     assert result.info is not None
     address = result.info.address_of(finding.offset)
     assert address is not None and 0x7F0000000000 < address < 0x7F0000000000 + 8192
+
+
+def _pointers(count: int, *, kernel: bool = False) -> bytes:
+    base = 0xFFFF888000000000 if kernel else 0x00007F0000000000
+    rng = np.random.default_rng(3)
+    words = (rng.integers(0, 1 << 36, count, dtype=np.uint64) << np.uint64(3)) | np.uint64(base)
+    return words.astype("<u8").tobytes()
+
+
+@pytest.mark.parametrize("kernel", [False, True])
+def test_pointer_arrays_and_int_tables_hold_no_candidates(kernel: bool) -> None:
+    """Pointers and small 32-bit integers are random-looking in their low bytes, never numbers.
+
+    Before the weak-cell rule, an array of pointers was one long island and a
+    heap of pointers mixed with small integers thousands of short ones; every
+    later step paid for them.
+    """
+    from agent.scan.dumps.candidates import CellClassifier, Islands
+
+    ints = np.random.default_rng(4).integers(0, 4096, 1 << 16, dtype=np.uint32).tobytes()
+    for data in (_pointers(1 << 16, kernel=kernel), ints):
+        cells = np.frombuffer(data, dtype="<u8")
+        good, high = CellClassifier().classify(cells)
+        assert len(Islands.from_cells(good, high, 3).start) == 0
+
+
+def test_classifier_matches_its_reference_across_block_edges() -> None:
+    """The blocked, in-place classifier gives the reference answer at every size and edge."""
+    from agent.scan.dumps.candidates import CellClassifier, bad_cells, high_cells
+
+    rng = np.random.default_rng(5)
+    classifier = CellClassifier()
+    for n in (1, 2, 7, 32767, 32768, 32769, 100_003):
+        cells = rng.integers(0, 1 << 64, n, dtype=np.uint64)
+        pick = rng.random(n)
+        mixed = np.frombuffer(_pointers(n) + _pointers(n, kernel=True), dtype="<u8")
+        cells[pick < 0.2] = mixed[:n][pick < 0.2]
+        cells[pick > 0.9] = mixed[n:][pick > 0.9]
+        small = (pick > 0.4) & (pick < 0.5)
+        cells[small] = rng.integers(0, 1 << 40, int(small.sum()), dtype=np.uint64)
+        good, high = classifier.classify(cells)
+        assert np.array_equal(good, ~bad_cells(cells)), n
+        assert np.array_equal(high, high_cells(cells)), n
+
+
+def _after_pointers(numbers: list[tuple[int, int]]) -> bytes:
+    """Numbers in malloc chunks whose first cell is a pointer (a struct holding the number)."""
+    data = bytearray(os.urandom(4096))
+    for value, size in numbers:
+        data += struct.pack("<QQ", 0, (size + 32) | 1) + _pointers(1) + _encode(value, size, "le")
+    return bytes(data + bytes(4096))
+
+
+def test_key_after_a_pointer_is_found() -> None:
+    """A pointer right before each number ends the island there (it used to start the island)."""
+    parts, fp = _key_numbers(2048)
+    data = _after_pointers(parts)
+    assert [f.fingerprint for f in NumberSearch().feed(memoryview(data), 0, 0, len(data))] == [fp]
+
+
+@pytest.mark.parametrize("limb", [0, 5, 23])
+def test_a_limb_that_looks_like_a_pointer_does_not_split_a_number(limb: int) -> None:
+    """A lone limb whose top 16 bits are zero (about one 4096-bit key in 500) stays inside its number.
+
+    Only two such cells side by side end an island. 6144-bit products: the
+    search proves p * q = n exactly and tests primality only up to 2048-bit
+    primes, so a factor may be edited.
+    """
+    (_, (p, half), (q, _)), _ = _big_product(6144)
+    raw = bytearray(p.to_bytes(half, "little"))
+    raw[8 * limb + 6 : 8 * limb + 8] = b"\0\0"
+    p = int.from_bytes(raw, "little")
+    data = _after_pointers([(p * q, 2 * half), (p, half), (q, half)])
+    findings = NumberSearch().feed(memoryview(data), 0, 0, len(data))
+    assert [f.fingerprint for f in findings] == [keymath.rsa_fingerprint(p * q, 65537)]
