@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
@@ -33,6 +32,7 @@ from agent.logs import get_logger
 from agent.scan.keymath import fingerprint
 
 log = get_logger("agent.scan.inventory")
+
 
 _FORMAT_VERSION = 1
 _MAX_KEY_FILE_BYTES = 1024 * 1024
@@ -177,6 +177,9 @@ def _from_pem(data: bytes) -> PublicKeyTypes | None:
             if label in (b"PUBLIC KEY", b"RSA PUBLIC KEY"):
                 return serialization.load_pem_public_key(text)
             if label in (b"CERTIFICATE", b"X509 CERTIFICATE"):
+                # imported here: cryptography.x509 costs 65 ms at every start otherwise
+                from cryptography import x509  # noqa: PLC0415
+
                 return x509.load_pem_x509_certificate(text).public_key()
     return None
 
@@ -189,6 +192,8 @@ def _der_public(data: bytes) -> PublicKeyTypes | None:
 
 
 def _der_certificate(data: bytes) -> PublicKeyTypes | None:
+    from cryptography import x509  # noqa: PLC0415
+
     try:
         return x509.load_der_x509_certificate(data).public_key()
     except (ValueError, UnsupportedAlgorithm):

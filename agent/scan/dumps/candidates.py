@@ -108,31 +108,29 @@ class CellClassifier:
     """
 
     def __init__(self) -> None:
-        self._n = -1
         self._t16 = np.empty(4 * _BLOCK_CELLS, dtype=np.uint16)
         self._z = np.empty(4 * _BLOCK_CELLS, dtype=np.bool_)
         self._u = np.empty(_BLOCK_CELLS, dtype=np.uint32)
         self._t64 = np.empty(_BLOCK_CELLS, dtype=np.uint64)
-        self._good = np.empty(0, dtype=np.bool_)
-        self._high = np.empty(0, dtype=np.bool_)
-        self._weak = np.empty(0, dtype=np.bool_)
-        self._either = np.empty(0, dtype=np.bool_)
-        self._beside = np.empty(0, dtype=np.bool_)
+        self._capacity = -1
+        self._good = self._high = self._weak = self._either = self._beside = np.empty(0, bool)
 
     def classify(self, cells: U64) -> tuple[BOOL, BOOL]:
         """(good, high) for `cells`; valid until the next call."""
         n = len(cells)
-        if n != self._n:
-            self._n = n
-            self._good = np.empty(n, dtype=np.bool_)
-            self._high = np.empty(n, dtype=np.bool_)
-            self._weak = np.empty(n, dtype=np.bool_)
-            self._either = np.zeros(n + 2, dtype=np.bool_)  # a false cell at each end
-            self._beside = np.empty(n, dtype=np.bool_)
+        if n > self._capacity:
+            # kept at the largest window seen: files of every size reuse the same pages
+            self._capacity = n
+            self._good, self._high, self._weak, self._beside = (
+                np.empty(n, dtype=np.bool_) for _ in range(4)
+            )
+            self._either = np.empty(n + 2, dtype=np.bool_)
+        good, high, weak = self._good[:n], self._high[:n], self._weak[:n]
         for s in range(0, n, _BLOCK_CELLS):
             self._block(cells, s, min(n, s + _BLOCK_CELLS))
         # a weak cell is bad only beside a strong or weak one
-        good, weak, either, beside = self._good, self._weak, self._either, self._beside
+        either, beside = self._either[: n + 2], self._beside[:n]
+        either[0] = either[n + 1] = False  # outside the window: unknown, so not bad
         inner = either[1 : n + 1]
         np.logical_not(good, out=inner)
         np.logical_or(inner, weak, out=inner)
@@ -140,7 +138,7 @@ class CellClassifier:
         np.logical_and(beside, weak, out=beside)  # now: the weak cells that are bad
         np.logical_not(beside, out=beside)
         np.logical_and(good, beside, out=good)
-        return good, self._high
+        return good, high
 
     def _block(self, cells: U64, s: int, e: int) -> None:
         m = e - s
@@ -284,13 +282,7 @@ def numbers_of_size(
     their length (a long random-looking run costs no more than a short one).
     `cache` keeps the positions for the other byte orders of the same window.
     """
-    shift = 1 if view.phase else 0
-    key = (cells, shift)
-    pos = cache.get(key) if cache is not None else None
-    if pos is None:
-        pos = positions(islands, cells, shift)
-        if cache is not None:
-            cache[key] = pos
+    pos = _cached_positions(islands, cells, 1 if view.phase else 0, cache)
     ok = (pos.idx >= 0) & (pos.idx + cells <= len(words))
     idx, at_start, alone = pos.idx[ok], pos.at_start[ok], pos.alone[ok]
     if len(idx) == 0:
@@ -322,6 +314,96 @@ def merge(parts: list[tuple[int, Candidates]]) -> Candidates:
         np.concatenate([c.low for _, c in parts]),
         np.concatenate([c.at_start for _, c in parts]),
         np.concatenate([c.alone for _, c in parts]),
+    )
+
+
+_FIRST_VIEW_OF_ORDER = {"le": 0, "java": 1, "be": 2}
+_EIGHT_BYTES = np.arange(8, dtype=np.int64)
+
+
+def fused_work(islands: Islands, cells: int, cache: dict[tuple[int, int], Positions]) -> int:
+    """How many (view, position) pairs `numbers_all_views` would gather for this size."""
+    total = 0
+    for shift in (0, 1):
+        views = sum(1 for v in VIEWS if (1 if v.phase else 0) == shift)
+        total += views * len(_cached_positions(islands, cells, shift, cache).idx)
+    return total
+
+
+def _cached_positions(
+    islands: Islands, cells: int, shift: int, cache: dict[tuple[int, int], Positions] | None
+) -> Positions:
+    key = (cells, shift)
+    pos = cache.get(key) if cache is not None else None
+    if pos is None:
+        pos = positions(islands, cells, shift)
+        if cache is not None:
+            cache[key] = pos
+    return pos
+
+
+def numbers_all_views(
+    window: memoryview,
+    first_aligned: int,
+    islands: Islands,
+    cells: int,
+    cache: dict[tuple[int, int], Positions],
+) -> Candidates:
+    """`merge` of `numbers_of_size` over every view, in one batch of numpy calls.
+
+    Same answer; a window with few islands costs a few dozen numpy calls per
+    size instead of a few hundred (the per-view calls were most of its time).
+    The gather holds 8 bytes per (view, position): callers keep `fused_work`
+    small and use the per-view path beyond it.
+    """
+    raw = np.frombuffer(window, dtype=np.uint8)
+    keys: list[I64] = []
+    lows: list[U64] = []
+    starts: list[BOOL] = []
+    alones: list[BOOL] = []
+    for shift in (0, 1):
+        pos = _cached_positions(islands, cells, shift, cache)
+        numbers = [k for k, v in enumerate(VIEWS) if (1 if v.phase else 0) == shift]
+        if len(pos.idx) == 0 or not numbers:
+            continue
+        number = np.repeat(np.array(numbers, dtype=np.int64), len(pos.idx))
+        order = np.array([_FIRST_VIEW_OF_ORDER[VIEWS[k].order] for k in numbers])
+        order = np.repeat(order, len(pos.idx))
+        phase = np.repeat(np.array([VIEWS[k].phase for k in numbers], dtype=np.int64), len(pos.idx))
+        idx = np.tile(pos.idx, len(numbers))
+        start = first_aligned + phase + 8 * idx
+        end = start + 8 * cells
+        ok = (idx >= 0) & (end <= len(raw))
+        # the top bit: last byte (le), first byte (be), fourth byte (java: first word LE)
+        top_at = np.where(order == 0, end - 1, np.where(order == 1, start + 3, start))
+        ok[ok] = raw[top_at[ok]] >= 0x80
+        sel = np.flatnonzero(ok)
+        if len(sel) == 0:
+            continue
+        order, start, end = order[sel], start[sel], end[sel]
+        low_at = np.where(order == 0, start, end - 8)
+        low = raw[low_at[:, None] + _EIGHT_BYTES].view("<u8").ravel()
+        be, java = order == 2, order == 1
+        low[be] = low[be].byteswap()
+        low[java] = (low[java] >> np.uint64(32)) | (low[java] << np.uint64(32))
+        odd = (low & np.uint64(1)).astype(bool)
+        sel, low = sel[odd], low[odd]
+        keys.append(number[sel] * VIEW_STRIDE + idx[sel])
+        lows.append(low)
+        starts.append(np.tile(pos.at_start, len(numbers))[sel])
+        alones.append(np.tile(pos.alone, len(numbers))[sel])
+    if not keys:
+        empty = np.zeros(0, dtype=np.int64)
+        return Candidates(
+            empty, np.zeros(0, dtype=np.uint64), empty.astype(bool), empty.astype(bool)
+        )
+    key = np.concatenate(keys)
+    by_key = np.argsort(key, kind="stable")
+    return Candidates(
+        key[by_key],
+        np.concatenate(lows)[by_key],
+        np.concatenate(starts)[by_key],
+        np.concatenate(alones)[by_key],
     )
 
 

@@ -38,7 +38,9 @@ from agent.scan.dumps.candidates import (
     View,
     decode,
     encode,
+    fused_work,
     merge,
+    numbers_all_views,
     numbers_of_size,
     unmerge,
     view_words,
@@ -55,6 +57,7 @@ RULE = "rsa_number_search"
 # prime sizes in bytes: moduli of 1024, 1536, 2048, 3072, 4096, 6144, 7680 and 8192 bits
 PRIME_BYTES = (64, 96, 128, 192, 256, 384, 480, 512)
 EXPONENTS = (65537, 3)
+FUSE_LIMIT = 1 << 16  # (view, position) pairs gathered in one batch (8 bytes each, and indices)
 MERGE_LIMIT = 1 << 20  # candidates of merged views held at once (a crowded window has millions)
 DIVISOR_DISTANCE = 8 * 1024  # n and a lone prime of the same key sit this close in a heap
 PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms
@@ -252,6 +255,14 @@ class _WindowSearch:
 
     def _groups(self, islands: Islands, cells: int) -> Iterator[tuple[Candidates, Candidates]]:
         """(primes, moduli) of `cells` words, views merged while they stay under MERGE_LIMIT."""
+        work = fused_work(islands, cells, self.positions)
+        if max(work, fused_work(islands, 2 * cells, self.positions)) <= FUSE_LIMIT:
+            m = numbers_all_views(self.window, self.first, islands, 2 * cells, self.positions)
+            if len(m.idx):
+                p = numbers_all_views(self.window, self.first, islands, cells, self.positions)
+                if len(p.idx):
+                    yield p, m
+            return
         primes: list[tuple[int, Candidates]] = []
         moduli: list[tuple[int, Candidates]] = []
         held = 0

@@ -8,12 +8,13 @@ cheap and bounded on hostile input: cap integer sizes, never call
 cryptography's full RSA check (seconds on large keys), do the arithmetic in
 `keymath` instead.
 
-Adding a format: one module here, one line in VALIDATORS, one rule in rules/.
+Adding a format: one module here, one line in _WHERE, one rule in rules/.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.values import KeyFinding
@@ -58,41 +59,60 @@ class Hit:
 Validator = Callable[[Hit], Sequence[KeyFinding]]
 
 
-from agent.scan.validators import (  # noqa: E402 - the table needs Hit defined first
-    b64pem,
-    base64der,
-    blobs,
-    der,
-    gnupg,
-    hexder,
-    jks,
-    jwk,
-    keytext,
-    openssh,
-    partial,
-    pem,
-    pkcs12,
-    ppk,
-    xmlkey,
-)
+class _Validators(Mapping[str, Validator]):
+    """Validators by name; each module is imported at its first hit.
 
-# name in a rule's `validator` meta -> function. Keep one line per format.
-VALIDATORS: Mapping[str, Validator] = {
-    "pem": pem.validate,  # armour: PKCS#1/#8, SEC1, DSA, OpenSSH, PGP (-> pgp.py); CRLF, JSON, UTF-16
-    "der": der.validate,  # raw DER: PKCS#1, PKCS#8, SEC1, EncryptedPrivateKeyInfo
-    "base64_der": base64der.validate,  # base64 DER without armour
-    "capi_blob": blobs.validate_capi,  # CryptoAPI PRIVATEKEYBLOB
-    "cng_rsa": blobs.validate_cng_rsa,  # BCRYPT_RSAPRIVATE_BLOB / RSAFULLPRIVATE
-    "cng_ecc": blobs.validate_cng_ecc,  # BCRYPT_ECCPRIVATE_BLOB
-    "openssh_binary": openssh.validate_binary,  # openssh-key-v1 without armour
-    "ppk": ppk.validate,  # PuTTY PPK v2/v3
-    "jwk": jwk.validate,  # JWK and JWK sets with private members
-    "pkcs12": pkcs12.validate,  # PKCS#12 / PFX
-    "partial_der": partial.validate,  # DER whose header was overwritten (anchored in the body)
-    "hex_der": hexder.validate,  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
-    "xml_rsa": xmlkey.validate,  # .NET <RSAKeyValue> with the private members
-    "openssl_text": keytext.validate,  # `openssl pkey|rsa|ec -text` printouts
-    "jks": jks.validate,  # Java KeyStore / JCEKS private-key entries (encrypted)
-    "base64_pem": b64pem.validate,  # whole PEM files base64-encoded (kubeconfig, k8s Secrets)
-    "gnupg": gnupg.validate,  # GnuPG private-keys-v1.d S-expressions, text and canonical
+    Most validators never run in a given process, and importing them all (with
+    cryptography's x509 and pkcs12 modules) cost about 60 ms at every start.
+    """
+
+    def __init__(self, where: Mapping[str, tuple[str, str]]) -> None:
+        self._where = where
+        self._loaded: dict[str, Validator] = {}
+
+    def __getitem__(self, name: str) -> Validator:
+        found = self._loaded.get(name)
+        if found is None:
+            module, function = self._where[name]
+            found = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+            self._loaded[name] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+# name in a rule's `validator` meta -> (module, function). Keep one line per format.
+_WHERE: Mapping[str, tuple[str, str]] = {
+    "pem": (
+        "pem",
+        "validate",
+    ),  # armour: PKCS#1/#8, SEC1, DSA, OpenSSH, PGP (-> pgp.py); CRLF, JSON, UTF-16
+    "der": ("der", "validate"),  # raw DER: PKCS#1, PKCS#8, SEC1, EncryptedPrivateKeyInfo
+    "base64_der": ("base64der", "validate"),  # base64 DER without armour
+    "capi_blob": ("blobs", "validate_capi"),  # CryptoAPI PRIVATEKEYBLOB
+    "cng_rsa": ("blobs", "validate_cng_rsa"),  # BCRYPT_RSAPRIVATE_BLOB / RSAFULLPRIVATE
+    "cng_ecc": ("blobs", "validate_cng_ecc"),  # BCRYPT_ECCPRIVATE_BLOB
+    "openssh_binary": ("openssh", "validate_binary"),  # openssh-key-v1 without armour
+    "ppk": ("ppk", "validate"),  # PuTTY PPK v2/v3
+    "jwk": ("jwk", "validate"),  # JWK and JWK sets with private members
+    "pkcs12": ("pkcs12", "validate"),  # PKCS#12 / PFX
+    "partial_der": (
+        "partial",
+        "validate",
+    ),  # DER whose header was overwritten (anchored in the body)
+    "hex_der": ("hexder", "validate"),  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
+    "xml_rsa": ("xmlkey", "validate"),  # .NET <RSAKeyValue> with the private members
+    "openssl_text": ("keytext", "validate"),  # `openssl pkey|rsa|ec -text` printouts
+    "jks": ("jks", "validate"),  # Java KeyStore / JCEKS private-key entries (encrypted)
+    "base64_pem": (
+        "b64pem",
+        "validate",
+    ),  # whole PEM files base64-encoded (kubeconfig, k8s Secrets)
+    "gnupg": ("gnupg", "validate"),  # GnuPG private-keys-v1.d S-expressions, text and canonical
 }
+
+VALIDATORS: Mapping[str, Validator] = _Validators(_WHERE)
