@@ -9,7 +9,6 @@ reported twice. Compressed members stream through the same loop.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -29,7 +28,7 @@ from agent.scan.windows import (
     fd_windows,
     file_sha256,
     stream_windows,
-    windows_not_kept,
+    window_memory_kept,
 )
 from agent.values import (
     Arrival,
@@ -258,83 +257,82 @@ class Scanner:
         file_hash = state.file_hash if container is None else None
         keeps = False  # a finding _finalise will keep was seen in this stream
         any_kept = self.settings.report_unvalidated
-        # ExitStack: how window memory is managed is decided by the first window
-        with contextlib.ExitStack() as memory:
-            for base, data, last in windows:
-                if first:
-                    first = False
-                    info = dumps.inspect(data, total_size)
-                    if info is not None:
-                        state.problems.extend(info.problems)
-                        if state.process is None and info.process is not None:
-                            state.process = info.process
-                    if self._wants_numbers(name, info):
-                        numbers = dumps.NumberSearch(inventory=self.inventory)
-                        memory.enter_context(windows_not_kept())
-                own_end = len(data) if last else len(data) - overlap
-                state.bytes_scanned += own_end
-                view = memoryview(data)
-                if info is not None and info.late_notes is not None:
-                    with view[:own_end] as own:
-                        info.late_notes.feed(base, own)
+        for base, data, last in windows:
+            if first:
+                first = False
+                info = dumps.inspect(data, total_size)
+                if info is not None:
+                    state.problems.extend(info.problems)
+                    if state.process is None and info.process is not None:
+                        state.process = info.process
+                if self._wants_numbers(name, info):
+                    numbers = dumps.NumberSearch(
+                        inventory=self.inventory, keep_buffers=window_memory_kept()
+                    )
+            own_end = len(data) if last else len(data) - overlap
+            state.bytes_scanned += own_end
+            view = memoryview(data)
+            if info is not None and info.late_notes is not None:
+                with view[:own_end] as own:
+                    info.late_notes.feed(base, own)
+            try:
+                matches = self.rules.compiled.scan(data)
+            except Exception as exc:  # noqa: BLE001 - an engine failure on one window must not stop the file
+                state.problems.append(
+                    ScanProblem(
+                        error_type=ErrorType.ENGINE_FAILED,
+                        stage="match",
+                        detail=f"rule engine failed on a window: {type(exc).__name__}",
+                        container=container,
+                    )
+                )
+                matches = []
+            for match in matches:
+                validator = VALIDATORS.get(str(match.meta.get("validator", "")))
+                if validator is None:
+                    continue
+                for start, length in match.matches:
+                    if start >= own_end:
+                        continue  # the next window owns it
+                    if state.hits >= self.settings.max_hits_per_file:
+                        self._note_hit_limit(state, container)
+                        break
+                    state.hits += 1
+                    hit = Hit(
+                        rule=match.rule,
+                        meta=match.meta,
+                        data=view,
+                        start=start,
+                        end=start + length,
+                        base_offset=base,
+                        container=container,
+                    )
+                    stream_findings.extend(self._validate(validator, hit, state))
+            if numbers is not None:
                 try:
-                    matches = self.rules.compiled.scan(data)
-                except Exception as exc:  # noqa: BLE001 - an engine failure on one window must not stop the file
+                    stream_findings.extend(
+                        replace(f, container=container)
+                        for f in numbers.feed(view, base, base, base + own_end)
+                    )
+                except Exception as exc:  # noqa: BLE001 - a number-search bug must not lose the file
+                    numbers = None
                     state.problems.append(
                         ScanProblem(
-                            error_type=ErrorType.ENGINE_FAILED,
-                            stage="match",
-                            detail=f"rule engine failed on a window: {type(exc).__name__}",
+                            error_type=ErrorType.VALIDATOR_FAILED,
+                            stage="number_search",
+                            detail=f"number search failed: {type(exc).__name__}",
                             container=container,
                         )
                     )
-                    matches = []
-                for match in matches:
-                    validator = VALIDATORS.get(str(match.meta.get("validator", "")))
-                    if validator is None:
-                        continue
-                    for start, length in match.matches:
-                        if start >= own_end:
-                            continue  # the next window owns it
-                        if state.hits >= self.settings.max_hits_per_file:
-                            self._note_hit_limit(state, container)
-                            break
-                        state.hits += 1
-                        hit = Hit(
-                            rule=match.rule,
-                            meta=match.meta,
-                            data=view,
-                            start=start,
-                            end=start + length,
-                            base_offset=base,
-                            container=container,
-                        )
-                        stream_findings.extend(self._validate(validator, hit, state))
-                if numbers is not None:
-                    try:
-                        stream_findings.extend(
-                            replace(f, container=container)
-                            for f in numbers.feed(view, base, base, base + own_end)
-                        )
-                    except Exception as exc:  # noqa: BLE001 - a number-search bug must not lose the file
-                        numbers = None
-                        state.problems.append(
-                            ScanProblem(
-                                error_type=ErrorType.VALIDATOR_FAILED,
-                                stage="number_search",
-                                detail=f"number search failed: {type(exc).__name__}",
-                                container=container,
-                            )
-                        )
-                if file_hash is not None:
-                    # started by the first finding _finalise will keep, so a clean file is never hashed
-                    keeps = keeps or any(f.validated or any_kept for f in stream_findings)
-                    with view[:own_end] as own:
-                        file_hash.add(base, own, wanted=keeps)
-                view.release()
-                # drop the window before the next is read: one window is live at a time, and
-                # the allocator hands its memory to the next one (see windows.keep_window_memory)
-                del data, view
+            if file_hash is not None:
+                # started by the first finding _finalise will keep, so a clean file is never hashed
+                keeps = keeps or any(f.validated or any_kept for f in stream_findings)
+                with view[:own_end] as own:
+                    file_hash.add(base, own, wanted=keeps)
+            view.release()
+            # drop the window before the next is read: one window is live at a time, and
+            # the allocator hands its memory to the next one (see windows.keep_window_memory)
+            del data, view
         if numbers is not None:
             state.problems.extend(numbers.problems)
         if info is not None and info.late_notes is not None:

@@ -13,14 +13,12 @@ Raising the thresholds keeps freed windows in the heap, so the next window
 reuses the same, already resident pages; the scanner drops each window before
 the next is read, so one window is live at a time. Only short-lived scanning
 processes (sweep, burst workers) call it: they keep one window's worth of heap
-between files, which the idle daemon must not. A stream the number search
-reads goes back to glibc's behaviour (`windows_not_kept`): its window-sized
-temporaries would otherwise stay resident in every worker at once.
+between files, which the idle daemon must not. `window_memory_kept` tells
+other stages (the number search keeps its window-sized buffers then too).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import os
@@ -59,26 +57,9 @@ def keep_window_memory(chunk_bytes: int, overlap_bytes: int) -> bool:
     return mmap_ok and trim_ok
 
 
-@contextlib.contextmanager
-def windows_not_kept() -> Iterator[None]:
-    """Inside, memory behaves as with glibc's defaults: big blocks are unmapped when freed.
-
-    For a stream the number search reads: it allocates several window-sized
-    arrays per window, and kept in the heap they would leave every worker at
-    its peak. The free heap kept so far is given back on entry. A no-op unless
-    `keep_window_memory` is in force.
-    """
-    window = _kept_window
-    libc = _libc() if window is not None else None
-    if window is None or libc is None:
-        yield
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_THRESHOLD_MAX)
-    libc.malloc_trim(0)
-    try:
-        yield
-    finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, window)
+def window_memory_kept() -> bool:
+    """True in a process that called `keep_window_memory` (and glibc took it)."""
+    return _kept_window is not None
 
 
 def _libc() -> Any:

@@ -66,7 +66,7 @@ PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs mor
 _per_thread = threading.local()
 
 
-def _classifier() -> CellClassifier:
+def _thread_classifier() -> CellClassifier:
     """This thread's classifier: its window-sized buffers outlive one file (no page faults per file)."""
     classifier: CellClassifier | None = getattr(_per_thread, "classifier", None)
     if classifier is None:
@@ -87,13 +87,19 @@ class NumberSearch:
         max_islands_per_block: int = 384,
         max_keys: int = 64,
         max_divisions: int = 20_000,
+        keep_buffers: bool = False,
     ) -> None:
+        """`keep_buffers`: share this thread's classifier buffers (about 5 bytes per window
+        cell) with later streams, for processes that keep window memory anyway (sweep,
+        burst workers); otherwise they go with this stream (the idle daemon stays small).
+        """
         self.problems: list[ScanProblem] = []
         self._inventory = known.Matcher(inventory) if inventory is not None else None
         self._pair_cells = pair_distance // 8
         self._max_neighbours = max_neighbours
         self._block_cells = block_bytes // 8
         self._max_islands = max_islands_per_block
+        self._classifier = _thread_classifier() if keep_buffers else CellClassifier()
         self._max_keys = max_keys
         self._divisions_left = max_divisions
         self._found: set[int] = set()
@@ -111,7 +117,7 @@ class NumberSearch:
         if ncells < 8:
             return ()
         cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
-        good, high = _classifier().classify(cells)
+        good, high = self._classifier.classify(cells)
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
         islands = Islands.from_cells(good, high, min_cells)
         del cells, good, high
