@@ -106,3 +106,24 @@ rule gnupg_private_key
     condition:
         $k
 }
+
+rule openpgp_binary_secret_key
+{
+    meta:
+        validator = "pgp_binary"
+        format = "pgp-binary"
+        severity = "high"
+        anchor = "start"
+        description = "Binary OpenPGP secret key (gpg --export-secret-keys without --armor, GnuPG 1.x secring.gpg): clear or passphrase-protected"
+        selftest = "pgp_binary_rsa_old_format,pgp_binary_ed25519,pgp_binary_encrypted"
+    condition:
+        // No strings: the file (or archive member) starts with a secret-key packet (tag 5)
+        // in the old format (0x94, 0x95: one or two length bytes) or the new (0xC5), then
+        // key version 4, 5 or 6. Any pattern for these few bytes would be an atom common in
+        // binaries (see rules/README.md); a condition on the first bytes costs nothing, and
+        // the scanner hands such a rule's hit at offset 0 of a stream to its validator.
+        (uint8(0) == 0x94 and uint8(2) >= 4 and uint8(2) <= 6) or
+        (uint8(0) == 0x95 and uint8(3) >= 4 and uint8(3) <= 6) or
+        (uint8(0) == 0xC5 and uint8(1) < 192 and uint8(2) >= 4 and uint8(2) <= 6) or
+        (uint8(0) == 0xC5 and uint8(1) >= 192 and uint8(1) < 224 and uint8(3) >= 4 and uint8(3) <= 6)
+}

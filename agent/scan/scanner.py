@@ -291,7 +291,11 @@ class Scanner:
                 validator = VALIDATORS.get(str(match.meta.get("validator", "")))
                 if validator is None:
                     continue
-                for start, length in match.matches:
+                spots = match.matches
+                if not spots and match.meta.get("anchor") == "start":
+                    # a rule on a stream's first bytes (conditions, no strings): one hit at 0
+                    spots = ((0, 0),) if base == 0 else ()
+                for start, length in spots:
                     if start >= own_end:
                         continue  # the next window owns it
                     if state.hits >= self.settings.max_hits_per_file:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
+from agent.scan.samples import text as text_samples
 from agent.scan.samples.base import Sample, SampleMaker
 from agent.scan.samples.text import embed, fingerprint
 
@@ -456,6 +457,36 @@ def _gnupg_protected_p256() -> Sample:
     return Sample(embed(gnupg_extended(key, protected=True)), fingerprint(key))
 
 
+# ---- binary OpenPGP ------------------------------------------------------------------------
+
+
+def _old_format(packets: bytes) -> bytes:
+    """The first packet re-headed in the old format with a two-byte length, as gpg 2.2 writes it."""
+    first = packets[0]
+    assert first == 0xC0 | 5, "expects a new-format secret-key packet first"
+    o1 = packets[1]
+    if o1 < 192:
+        length, start = o1, 2
+    else:
+        length, start = ((o1 - 192) << 8) + packets[2] + 192, 3
+    return bytes([0x95]) + length.to_bytes(2, "big") + packets[start:]
+
+
+def _pgp_binary_rsa_old_format() -> Sample:
+    key = _rsa()
+    return Sample(_old_format(text_samples.pgp_packets(key)), fingerprint(key))
+
+
+def _pgp_binary_ed25519() -> Sample:
+    key = ed25519.Ed25519PrivateKey.generate()
+    return Sample(text_samples.pgp_packets(key), fingerprint(key))
+
+
+def _pgp_binary_encrypted() -> Sample:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return Sample(text_samples.pgp_packets(key, encrypted=True), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "hex_der_pkcs8_rsa_xxd": _hex_xxd,
     "hex_der_sec1_ec_upper": _hex_sec1_upper,
@@ -473,4 +504,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "gnupg_rsa_extended": _gnupg_rsa_extended,
     "gnupg_ed25519_canonical": _gnupg_ed25519_canonical,
     "gnupg_protected_p256": _gnupg_protected_p256,
+    "pgp_binary_rsa_old_format": _pgp_binary_rsa_old_format,
+    "pgp_binary_ed25519": _pgp_binary_ed25519,
+    "pgp_binary_encrypted": _pgp_binary_encrypted,
 }

@@ -87,11 +87,10 @@ class _Validators(Mapping[str, Validator]):
 
 # name in a rule's `validator` meta -> (module, function). Keep one line per format.
 _WHERE: Mapping[str, tuple[str, str]] = {
-    "pem": (
-        "pem",
-        "validate",
-    ),  # armour: PKCS#1/#8, SEC1, DSA, OpenSSH, PGP (-> pgp.py); CRLF, JSON, UTF-16
-    "der": ("der", "validate"),  # raw DER: PKCS#1, PKCS#8, SEC1, EncryptedPrivateKeyInfo
+    # armour: PKCS#1/#8, SEC1, DSA, OpenSSH, PGP (-> pgp.py); CRLF, JSON, UTF-16
+    "pem": ("pem", "validate"),
+    # raw DER: PKCS#1, PKCS#8, SEC1, EncryptedPrivateKeyInfo
+    "der": ("der", "validate"),
     "base64_der": ("base64der", "validate"),  # base64 DER without armour
     "capi_blob": ("blobs", "validate_capi"),  # CryptoAPI PRIVATEKEYBLOB
     "cng_rsa": ("blobs", "validate_cng_rsa"),  # BCRYPT_RSAPRIVATE_BLOB / RSAFULLPRIVATE
@@ -100,19 +99,19 @@ _WHERE: Mapping[str, tuple[str, str]] = {
     "ppk": ("ppk", "validate"),  # PuTTY PPK v2/v3
     "jwk": ("jwk", "validate"),  # JWK and JWK sets with private members
     "pkcs12": ("pkcs12", "validate"),  # PKCS#12 / PFX
-    "partial_der": (
-        "partial",
-        "validate",
-    ),  # DER whose header was overwritten (anchored in the body)
-    "hex_der": ("hexder", "validate"),  # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
+    # DER whose header was overwritten (anchored in the body)
+    "partial_der": ("partial", "validate"),
+    # hex-spelled DER: bare, wrapped, \x escapes, byte arrays
+    "hex_der": ("hexder", "validate"),
     "xml_rsa": ("xmlkey", "validate"),  # .NET <RSAKeyValue> with the private members
     "openssl_text": ("keytext", "validate"),  # `openssl pkey|rsa|ec -text` printouts
     "jks": ("jks", "validate"),  # Java KeyStore / JCEKS private-key entries (encrypted)
-    "base64_pem": (
-        "b64pem",
-        "validate",
-    ),  # whole PEM files base64-encoded (kubeconfig, k8s Secrets)
-    "gnupg": ("gnupg", "validate"),  # GnuPG private-keys-v1.d S-expressions, text and canonical
+    # whole PEM files base64-encoded (kubeconfig, k8s Secrets)
+    "base64_pem": ("b64pem", "validate"),
+    # GnuPG private-keys-v1.d S-expressions, text and canonical
+    "gnupg": ("gnupg", "validate"),
+    # unarmoured OpenPGP secret keys at a stream's start (gpg --export-secret-keys)
+    "pgp_binary": ("pgp", "validate_binary"),
 }
 
 VALIDATORS: Mapping[str, Validator] = _Validators(_WHERE)

@@ -123,6 +123,15 @@ class _Public:
     point: bytes = b""
 
 
+MAX_BINARY_BYTES = 1 << 20  # a keyring of dozens of keys; MAX_PACKETS stops the walk anyway
+
+
+def validate_binary(hit: Hit) -> Sequence[KeyFinding]:
+    """Unarmoured packets from the hit on: `gpg --export-secret-keys`, GnuPG 1.x secring.gpg."""
+    packets = bytes(hit.data[hit.start : hit.start + MAX_BINARY_BYTES])
+    return findings(packets, hit, fmt="pgp-binary")
+
+
 def findings(packets: bytes, hit: Hit, *, fmt: str) -> Sequence[KeyFinding]:
     """One finding per secret key or subkey packet that parses and proves (or parses, encrypted)."""
     out: list[KeyFinding] = []

@@ -21,8 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.scan import keymath
+from agent.scan import rules as rules_mod
 from agent.scan.samples import more as enc
+from agent.scan.samples import text as text_samples
 from agent.scan.samples.text import fingerprint
+from agent.scan.scanner import Scanner, ScanSettings
 from agent.scan.validators import VALIDATORS, Hit, gnupg
 from agent.scan.validators.der import rsa_proven
 from agent.values import KeyFinding
@@ -235,3 +238,89 @@ def test_hostile_input_never_raises(body: bytes, head: bytes) -> None:
     start = data.index(b"private-key")
     hit = Hit("fuzz", {"validator": "gnupg"}, memoryview(data), start, start + 11, 0)
     assert VALIDATORS["gnupg"](hit) == ()
+
+
+# ---- binary OpenPGP exports (rules/more.yar openpgp_binary_secret_key) ---------------------
+# Through the real Scanner: the rule has no strings, and the scanner is what hands a
+# start-anchored rule's hit to its validator.
+
+BINARY_RULE = "openpgp_binary_secret_key"
+
+
+@cache
+def _scanner(engine: str) -> Scanner:
+    ruleset = rules_mod.load("builtin", engine, validators=set(VALIDATORS))
+    return Scanner(ruleset, ScanSettings(number_search="off"))
+
+
+def scan_stream(engine: str, data: bytes, rule: str = BINARY_RULE) -> list[KeyFinding]:
+    return [f for f in _scanner(engine).scan_bytes(data, name="export.gpg") if f.rule == rule]
+
+
+def _export(home: Path, *args: str) -> bytes:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    ).stdout
+
+
+@pytest.mark.parametrize(("algo", "passphrase"), [("rsa3072", ""), ("ed25519", "correct horse")])
+def test_real_gpg_binary_export(tmp_path: Path, algo: str, passphrase: str) -> None:
+    """`gpg --export-secret-keys` without armour: found, the same keys as the armoured export.
+
+    gpg 2.2 writes the secret-key packet in the old format (0x95 / 0x94); the
+    public export (`gpg --export`) is no finding.
+    """
+    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    try:
+        _gpg(home, "--passphrase", passphrase, "--quick-gen-key", "ci <ci@example.invalid>", algo)
+        pw = ("--passphrase", passphrase)
+        binary = _export(home, *pw, "--export-secret-keys")
+        armoured = _export(home, *pw, "--armor", "--export-secret-keys")
+        public = _export(home, "--export")
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
+    assert binary[0] in (0x94, 0x95)
+    for engine in ENGINES:
+        found = scan_stream(engine, binary)
+        expected = {f.fingerprint for f in scan_stream(engine, armoured, "pgp_private_key_block")}
+        assert expected and found
+        assert all(f.validated and f.format == "pgp-binary" for f in found)
+        assert {f.fingerprint for f in found} == expected  # the primary key and its subkey
+        assert all(f.encrypted is bool(passphrase) for f in found)
+        assert scan_stream(engine, public) == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x95\x01\x00\x04" + bytes(300),  # a packet header, then nothing that parses
+        b"\x95\xff\xff\x04" + os.urandom(64),  # length past the end
+        b"\x94\x05\x04\x00",  # truncated inside the header
+        b"\xc5\xdf\xff\x05" + os.urandom(4096),  # new format, v5, random body
+        b"\x94\x10\x04" + os.urandom(13) + b"\x99\x01\x0d\x04",  # then a public-key packet
+    ],
+)
+def test_binary_openpgp_lookalikes_are_refused(engine: str, data: bytes) -> None:
+    """A stream that starts like a secret-key packet but does not parse gives nothing, no error."""
+    assert scan_stream(engine, data) == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_binary_openpgp_only_at_the_start_of_a_stream(engine: str) -> None:
+    """The rule reads a stream's first bytes: the same packets further in are not its hit."""
+    key = make("ed25519")
+    packets = text_samples.pgp_packets(key)
+    (finding,) = scan_stream(engine, packets)
+    assert finding.fingerprint == fingerprint(key) and finding.offset == 0
+    assert scan_stream(engine, b"\0" * 64 + packets) == []
