@@ -306,6 +306,29 @@ def pkcs12_no_password() -> Sample:
     return planted(pfx(key, None), _fp(key))
 
 
+def _wrapped(text: bytes, width: int) -> bytes:
+    return b"\n".join(text[i : i + width] for i in range(0, len(text), width))
+
+
+def base64_pkcs12_json() -> Sample:
+    """A PFX with the empty password as one base64 string in JSON (Azure, Kubernetes Secrets)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    encoded = base64.b64encode(pfx(key, b""))
+    return Sample(b'{"data": {"tls.pfx": "' + encoded + b'"}}\n', _fp(key))
+
+
+def base64_pkcs12_wrapped_rsa() -> Sample:
+    """A PFX without a password, base64 wrapped at 76 columns (base64 / openssl base64 output)."""
+    key = _rsa()
+    return Sample(b"pfx:\n" + _wrapped(base64.b64encode(pfx(key, None)), 76) + b"\n", _fp(key))
+
+
+def base64_pkcs12_password() -> Sample:
+    """A password-protected PFX in base64: an encrypted finding (its certificate is encrypted too)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return Sample(b"PFX=" + base64.b64encode(pfx(key, b"hunter2")) + b"\n", None)
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     maker.__name__: maker
     for maker in (
@@ -325,5 +348,8 @@ SAMPLES: Mapping[str, SampleMaker] = {
         openssh_ecdsa,
         pkcs12_empty_password,
         pkcs12_no_password,
+        base64_pkcs12_json,
+        base64_pkcs12_wrapped_rsa,
+        base64_pkcs12_password,
     )
 }

@@ -99,6 +99,7 @@ _WHERE: Mapping[str, tuple[str, str]] = {
     "ppk": ("ppk", "validate"),  # PuTTY PPK v2/v3
     "jwk": ("jwk", "validate"),  # JWK and JWK sets with private members
     "pkcs12": ("pkcs12", "validate"),  # PKCS#12 / PFX
+    "base64_pkcs12": ("pkcs12", "validate_base64"),  # base64 PFX (Azure, Kubernetes, CI secrets)
     # DER whose header was overwritten (anchored in the body)
     "partial_der": ("partial", "validate"),
     # hex-spelled DER: bare, wrapped, \x escapes, byte arrays

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from agent.scan import keymath
 from agent.scan.validators.asn1 import DerError, Tlv
+from agent.scan.validators.base64der import decode_at
 from agent.scan.validators.der import pbe_iterations
 
 if TYPE_CHECKING:
@@ -61,6 +62,20 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
     except _ERRORS:
         # hostile bytes end here: any parse failure means "not a key store"
         return ()
+
+
+MAX_BASE64_PFX_BYTES = 0xFFFF  # a two-byte DER length: a key with its certificate chain
+
+
+def validate_base64(hit: Hit) -> Sequence[KeyFinding]:
+    """Findings for the base64 PFX that starts at the hit (line breaks and `\\n` escapes allowed)."""
+    text = bytes(hit.data[hit.start : hit.start + 2 * MAX_BASE64_PFX_BYTES])
+    blob = decode_at(text, MAX_BASE64_PFX_BYTES)
+    if blob is None:
+        return ()
+    # the decoded PFX is walked as a hit of its own; findings keep the text's offset
+    inner = replace(hit, data=memoryview(blob), start=0, end=len(blob), base_offset=hit.offset)
+    return tuple(replace(f, format=f"base64-{f.format}") for f in validate(inner))
 
 
 def _validate(hit: Hit) -> Sequence[KeyFinding]:
