@@ -38,6 +38,17 @@ class RuleMatch:
     meta: Mapping[str, MetaValue]
     matches: tuple[tuple[int, int], ...]
 
+    def spots(self, base: int) -> tuple[tuple[int, int], ...]:
+        """Where the rule's validator looks in a buffer that starts at stream offset `base`.
+
+        The string matches; for a rule without strings whose meta says
+        `anchor = "start"` (a condition on a file's first bytes), offset 0 of
+        the stream's first buffer.
+        """
+        if self.matches or self.meta.get("anchor") != "start":
+            return self.matches
+        return ((0, 0),) if base == 0 else ()
+
 
 class CompiledRules(Protocol):
     """A compiled rule set for one engine."""

@@ -291,11 +291,7 @@ class Scanner:
                 validator = VALIDATORS.get(str(match.meta.get("validator", "")))
                 if validator is None:
                     continue
-                spots = match.matches
-                if not spots and match.meta.get("anchor") == "start":
-                    # a rule on a stream's first bytes (conditions, no strings): one hit at 0
-                    spots = ((0, 0),) if base == 0 else ()
-                for start, length in spots:
+                for start, length in match.spots(base):
                     if start >= own_end:
                         continue  # the next window owns it
                     if state.hits >= self.settings.max_hits_per_file:

@@ -30,6 +30,6 @@ def scan(engine: str, data: bytes, files: tuple[str, ...]) -> list[KeyFinding]:
     view = memoryview(data)
     for match in compiled(engine, files).scan(data):
         validator = VALIDATORS[str(match.meta["validator"])]
-        for start, length in match.matches:
+        for start, length in match.spots(0):
             out.extend(validator(Hit(match.rule, match.meta, view, start, start + length, 0)))
     return out

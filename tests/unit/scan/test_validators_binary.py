@@ -49,7 +49,7 @@ def scan(rules: CompiledRules, data: bytes) -> list[KeyFinding]:
     view = memoryview(data)
     out: list[KeyFinding] = []
     for match in rules.scan(data):
-        for offset, length in match.matches:
+        for offset, length in match.spots(0):
             hit = Hit(match.rule, match.meta, view, offset, offset + length, 0)
             out += VALIDATORS[str(match.meta["validator"])](hit)
     return out

@@ -310,6 +310,7 @@ def test_real_gpg_binary_export(tmp_path: Path, algo: str, passphrase: str) -> N
         b"\xc5\xdf\xff\x05" + os.urandom(4096),  # new format, v5, random body
         b"\x94\x10\x04" + os.urandom(13) + b"\x99\x01\x0d\x04",  # then a public-key packet
     ],
+    ids=["header-then-zeros", "length-past-end", "truncated-header", "v5-random", "then-public"],
 )
 def test_binary_openpgp_lookalikes_are_refused(engine: str, data: bytes) -> None:
     """A stream that starts like a secret-key packet but does not parse gives nothing, no error."""
