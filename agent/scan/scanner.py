@@ -257,6 +257,7 @@ class Scanner:
         file_hash = state.file_hash if container is None else None
         keeps = False  # a finding _finalise will keep was seen in this stream
         any_kept = self.settings.report_unvalidated
+        covered = 0  # stream offset up to which windows' own bytes were scanned
         for base, data, last in windows:
             if first:
                 first = False
@@ -270,7 +271,9 @@ class Scanner:
                         inventory=self.inventory, keep_buffers=window_memory_kept()
                     )
             own_end = len(data) if last else len(data) - overlap
-            state.bytes_scanned += own_end
+            # a hole the windows skipped (see fd_windows) counts: its bytes are known zeros
+            state.bytes_scanned += own_end + max(0, base - covered)
+            covered = base + own_end
             view = memoryview(data)
             if info is not None and info.late_notes is not None:
                 with view[:own_end] as own:

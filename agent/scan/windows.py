@@ -20,6 +20,7 @@ other stages (the number search keeps its window-sized buffers then too).
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ _SLACK = 4 * 1024 * 1024  # headers, a decompressor's last read beside a full wi
 _INT_MAX = 2**31 - 1  # mallopt takes a C int
 _GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # where glibc's own sliding threshold stops (64-bit)
 _kept_window: int | None = None
+_MIN_HOLE_EXTRA = 1024 * 1024  # a hole this much longer than two overlaps ends a window
+_MAX_HOLE_PROBES = 64  # SEEK_HOLE/SEEK_DATA pairs per window before small holes are read as data
+_ZEROS = memoryview(bytes(1024 * 1024))  # what a hole hashes as
 
 
 class Readable(Protocol):
@@ -74,18 +78,75 @@ def _libc() -> Any:
 
 
 def fd_windows(fd: int, chunk: int, overlap: int) -> Iterator[Window]:
-    """Overlapping windows over a file descriptor, read with pread (no shared position)."""
+    """Overlapping windows over a file descriptor, read with pread (no shared position).
+
+    Large holes of a sparse file are not read: a core written by the kernel
+    leaves every page the process never touched as a hole, often most of the
+    file. A window stops `overlap` bytes into such a hole (zeros, so a
+    validator may still read past a key's end and the window owns all the data
+    before the hole) and the next starts where data does; a file that ends in
+    one gets a last, empty window at its end. A hole holds only zeros, which no
+    key is. Small holes are read like data (windows stay large).
+    """
+    min_hole = 2 * overlap + _MIN_HOLE_EXTRA
+    sparse = True
     pos = 0
     while True:
-        data = os.pread(fd, chunk, pos)
-        last = len(data) < chunk
-        if not data and pos > 0:
+        cut = None
+        if sparse:
+            try:
+                cut = _big_hole(fd, pos, pos + chunk, min_hole)
+            except OSError:
+                sparse = False  # no SEEK_HOLE here (a pipe, an old filesystem): read everything
+        if cut is None:
+            data = os.pread(fd, chunk, pos)
+            last = len(data) < chunk
+            if not data and pos > 0:
+                return
+            yield pos, data, last
+            if last:
+                return
+            del data  # with the caller's reference gone too, its memory serves the next read
+            pos += chunk - overlap
+            continue
+        want = cut - pos + overlap
+        data = os.pread(fd, want, pos)
+        after = _seek(fd, cut, os.SEEK_DATA) if len(data) == want else None
+        yield pos, data, len(data) < want
+        if len(data) < want:
+            return  # the file shrank under us: what was read is all there is
+        del data
+        if after is None:  # only the hole is left: an empty window at the end covers it
+            yield max(os.fstat(fd).st_size, cut + overlap), b"", True
             return
-        yield pos, data, last
-        if last:
-            return
-        del data  # with the caller's reference gone too, its memory serves the next read
-        pos += chunk - overlap
+        pos = after
+
+
+def _big_hole(fd: int, pos: int, limit: int, min_hole: int) -> int | None:
+    """Where the first hole of at least `min_hole` bytes starting in [pos, limit) begins, else None."""
+    at = pos
+    for _ in range(_MAX_HOLE_PROBES):
+        hole = _seek(fd, at, os.SEEK_HOLE)
+        if hole is None or hole >= limit:
+            return None
+        data = _seek(fd, hole, os.SEEK_DATA)
+        end = os.fstat(fd).st_size if data is None else data
+        if end - hole >= min_hole:
+            return hole
+        if data is None:
+            return None
+        at = data
+    return None  # a file of many small holes: read as it is
+
+
+def _seek(fd: int, pos: int, whence: int) -> int | None:
+    """lseek for SEEK_DATA / SEEK_HOLE; None when there is no data at or after `pos` (ENXIO)."""
+    try:
+        return os.lseek(fd, pos, whence)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return None
+        raise
 
 
 def stream_windows(stream: Readable, chunk: int, overlap: int) -> Iterator[Window]:
@@ -131,26 +192,48 @@ class LazyFileHash:
         self._covered = 0
 
     def add(self, base: int, own: memoryview, *, wanted: bool) -> None:
-        """Hash the window's own bytes `own` (at `base`) once `wanted` was true for any window."""
+        """Hash the window's own bytes `own` (at `base`) once `wanted` was true for any window.
+
+        Bytes before `base` not hashed yet (earlier windows, a skipped hole) are read first.
+        """
         if self._hasher is None:
             if not wanted:
                 return
             self._hasher = hashlib.sha256()
-            while self._covered < base:
-                piece = os.pread(self._fd, min(self._chunk, base - self._covered), self._covered)
-                if not piece:
-                    return  # the file shrank: the digest stays incomplete, the scan says why
-                self._hasher.update(piece)
-                self._covered += len(piece)
-        if self._covered == base:
+        if self._fill(base) and self._covered == base:
             self._hasher.update(own)
             self._covered += len(own)
 
     def hexdigest(self, size: int) -> str | None:
         """The digest when exactly `size` bytes went in, else None (not started, or a gap)."""
-        if self._hasher is None or self._covered != size:
+        if self._hasher is None or not self._fill(size) or self._covered != size:
             return None
         return self._hasher.hexdigest()
+
+    def _fill(self, upto: int) -> bool:
+        """Hash the file from where the digest stands to `upto`; False when the file shrank."""
+        assert self._hasher is not None
+        while self._covered < upto:
+            zeros = self._hole_at(self._covered, upto - self._covered)
+            if zeros:  # a hole is hashed from memory: reading it only makes zeros
+                for at in range(0, zeros, len(_ZEROS)):
+                    self._hasher.update(_ZEROS[: min(len(_ZEROS), zeros - at)])
+                self._covered += zeros
+                continue
+            piece = os.pread(self._fd, min(self._chunk, upto - self._covered), self._covered)
+            if not piece:
+                return False  # the digest stays incomplete, the scan says why
+            self._hasher.update(piece)
+            self._covered += len(piece)
+        return True
+
+    def _hole_at(self, pos: int, most: int) -> int:
+        """How many bytes from `pos` (at most `most`) lie in a hole; 0 at data or without holes."""
+        try:
+            data = _seek(self._fd, pos, os.SEEK_DATA)
+        except OSError:
+            return 0
+        return most if data is None else min(most, data - pos)
 
 
 def file_sha256(fd: int, chunk: int) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import struct
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from agent.scan import keymath
 from agent.scan import rules as rules_mod
 from agent.scan.rules import RuleSet
 from agent.scan.scanner import Scanner, ScanSettings
@@ -161,7 +164,7 @@ def test_findings_are_the_same_after_the_allocator_keeps_window_memory(tmp_path:
 def test_a_dump_scanned_with_the_number_search_under_kept_window_memory_is_found(
     tmp_path: Path,
 ) -> None:
-    """A dump-named file (number search on, windows not kept for it) still gives its keys."""
+    """A dump-named file (number search on, window memory kept) still gives its keys."""
     planted = keys.pem(keys.cached_rsa(2048))
     dump = tmp_path / "core.4321"
     dump.write_bytes(_at(2 * CHUNK + 100, planted.data, 4 * CHUNK, seed=19))
@@ -173,3 +176,59 @@ def test_a_dump_scanned_with_the_number_search_under_kept_window_memory_is_found
         (2 * CHUNK + 100, planted.fingerprint)
     ]
     assert result.sha256 == hashlib.sha256(dump.read_bytes()).hexdigest()
+
+
+def _limbs_heap(bits: int) -> tuple[bytes, str]:
+    """n, p, q of a key (not the PEM's or DER's) as little-endian limbs in malloc chunks."""
+    key = keys.cached_rsa(bits, 2)
+    nums = key.private_numbers()
+    out = b""
+    for value, size in (
+        (nums.public_numbers.n, bits // 8),
+        (nums.p, bits // 16),
+        (nums.q, bits // 16),
+    ):
+        out += struct.pack("<QQ", 0, (size + 24) | 1) + value.to_bytes(size, "little") + bytes(8)
+    return out, keymath.rsa_fingerprint(nums.public_numbers.n, nums.public_numbers.e)
+
+
+def test_sparse_core_keys_at_hole_edges_are_found_and_the_hash_is_the_whole_file(
+    tmp_path: Path,
+) -> None:
+    """A kernel-style sparse core: holes are skipped, keys right at their edges are still found.
+
+    A PEM key ends where a hole begins, a DER key starts where data resumes,
+    RSA numbers sit in a heap extent; the SHA-256 is the file's (zeros of the
+    holes included) and every byte counts as scanned.
+    """
+    pem = keys.pem(keys.cached_rsa(2048))
+    der = keys.der(keys.cached_rsa(2048, 1))
+    heap, heap_fp = _limbs_heap(2048)
+    size = 64 * 1024 * 1024
+    pem_end = 4 * 1024 * 1024
+    extents = [
+        (0, os.urandom(8192)),
+        (pem_end - 4096 * 3, os.urandom(4096 * 3 - len(pem.data)) + pem.data),
+        (20 * 1024 * 1024, der.data + os.urandom(5000)),
+        (40 * 1024 * 1024, os.urandom(4096) + heap + os.urandom(4096)),
+    ]
+    target = tmp_path / "core.777"
+    with target.open("wb") as f:
+        f.truncate(size)
+        for at, data in extents:
+            f.seek(at)
+            f.write(data)
+    assert os.stat(target).st_blocks * 512 < 2 * 1024 * 1024, "no holes here: proves nothing"
+
+    result = _scan(target, _scanner(number_search="dumps"))
+
+    found = sorted((f.offset, f.fingerprint) for f in result.key_material)
+    assert found == sorted(
+        [
+            (pem_end - len(pem.data), pem.fingerprint),
+            (20 * 1024 * 1024, der.fingerprint),
+            (40 * 1024 * 1024 + 4096 + 16 + 256 + 8 + 16, heap_fp),
+        ]
+    )
+    assert result.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert result.bytes_scanned == size
