@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from functools import cache
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.scan.samples import binary as samples
+from agent.scan.samples import text as text_samples
 from agent.scan.validators import VALIDATORS, Hit
 from tests.keys import cached_rsa, fingerprint
 
@@ -19,6 +21,14 @@ NONE = serialization.NoEncryption()
 FUZZ = settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+
+
+def _key_packet(packets: bytes) -> bytes:
+    """The first packet of a new-format stream (one or two length bytes)."""
+    first = packets[1]
+    if first < 192:
+        return packets[: 2 + first]
+    return packets[: 3 + ((first - 192) << 8) + packets[2] + 192]
 
 
 @cache
@@ -49,6 +59,18 @@ def originals() -> dict[str, tuple[str, bytes, str]]:
         "openssh-rsa": ("openssh_binary", samples.openssh_blob(rsa_key), fingerprint(rsa_key)),
         "openssh-ed25519": ("openssh_binary", samples.openssh_blob(ed_key), fingerprint(ed_key)),
         "pkcs12": ("pkcs12", samples.pfx(ec_key, b""), fingerprint(ec_key)),
+        "base64-pkcs12": (
+            "base64_pkcs12",
+            base64.b64encode(samples.pfx(ec_key, b"")),
+            fingerprint(ec_key),
+        ),
+        # the secret-key packet alone (RSA: an Ed25519 packet is shorter than the longest
+        # header kept by the header test); a cut user-ID packet after it leaves a whole key
+        "pgp-binary": (
+            "pgp_binary",
+            _key_packet(text_samples.pgp_packets(rsa_key)),
+            fingerprint(rsa_key),
+        ),
     }
 
 
@@ -67,6 +89,8 @@ CASES = [
     "openssh-rsa",
     "openssh-ed25519",
     "pkcs12",
+    "base64-pkcs12",
+    "pgp-binary",
 ]
 
 
@@ -104,7 +128,17 @@ def test_random_bytes_after_a_real_header_never_validate(case: str, cut: int, ta
 
 
 @pytest.mark.parametrize(
-    "validator", ["der", "capi_blob", "cng_rsa", "cng_ecc", "openssh_binary", "pkcs12"]
+    "validator",
+    [
+        "der",
+        "capi_blob",
+        "cng_rsa",
+        "cng_ecc",
+        "openssh_binary",
+        "pkcs12",
+        "base64_pkcs12",
+        "pgp_binary",
+    ],
 )
 @FUZZ
 @given(blob=st.binary(min_size=0, max_size=512))

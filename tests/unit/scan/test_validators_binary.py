@@ -650,52 +650,6 @@ def test_pkcs8_rsa_pss_key_is_found_as_the_rsa_key_it_is(rules: CompiledRules) -
 # --- base64 PFX (rules/pkcs12.yar base64_pkcs12_pfx) --------------------------------------------
 
 
-def _openssl_pfx(tmp_path: Path, key: ec.EllipticCurvePrivateKey, password: str) -> bytes:
-    """What `openssl pkcs12 -export` writes for the key and a self-signed certificate."""
-    import subprocess
-
-    key_pem = tmp_path / "k.pem"
-    cert_pem = tmp_path / "c.pem"
-    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, PKCS8, NONE))
-    cert_pem.write_bytes(samples.self_signed(key).public_bytes(serialization.Encoding.PEM))
-    command = ["openssl", "pkcs12", "-export", "-inkey", str(key_pem), "-in", str(cert_pem)]
-    out = subprocess.run(
-        [*command, "-passout", f"pass:{password}"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    key_pem.unlink()
-    return out
-
-
-@pytest.mark.parametrize("wrap", [0, 64, 76], ids=["one-line", "wrapped-64", "wrapped-76"])
-def test_base64_pfx_from_openssl_is_found(rules: CompiledRules, tmp_path: Path, wrap: int) -> None:
-    """`openssl pkcs12 -export -passout pass:` | base64, in a Kubernetes-Secret-like YAML value."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    encoded = base64.b64encode(_openssl_pfx(tmp_path, key, ""))
-    if wrap:
-        encoded = b"\n    ".join(encoded[i : i + wrap] for i in range(0, len(encoded), wrap))
-    data = b"apiVersion: v1\nkind: Secret\ndata:\n  tls.pfx: " + encoded + b"\n"
-    start = data.index(b"MII")
-    (f,) = [f for f in scan(rules, data) if f.format == "base64-pkcs12"]
-    assert (f.validated, f.encrypted, f.fingerprint, f.offset) == (
-        True,
-        False,
-        fingerprint(key),
-        start,
-    )
-
-
-def test_base64_pfx_with_a_password_is_an_encrypted_finding(
-    rules: CompiledRules, tmp_path: Path
-) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    data = b'{"pfx":"' + base64.b64encode(_openssl_pfx(tmp_path, key, "hunter2")) + b'"}'
-    (f,) = [f for f in scan(rules, data) if f.format == "base64-pkcs12"]
-    assert (f.validated, f.encrypted) == (True, True)
-
-
 @pytest.mark.parametrize(
     "case",
     [

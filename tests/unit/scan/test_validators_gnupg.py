@@ -8,12 +8,8 @@ form is what GnuPG 2.2 writes; the canonical form is built by hand.
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
@@ -126,60 +122,6 @@ def test_folded_hex_and_crlf(engine: str) -> None:
     assert _one(scan(engine, text)).fingerprint == fingerprint(key)
 
 
-# ---- the real gpg ----------------------------------------------------------------------
-
-
-def _gpg(home: Path, *args: str) -> None:
-    subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-def _own_rsa_fingerprint(text: bytes) -> str:
-    """n and e read straight from the extended-format file, without the validator's parser."""
-    flat = re.sub(rb"\s+", b"", text)
-    n = re.search(rb"\(n#([0-9A-F]+)#\)", flat)
-    e = re.search(rb"\(e#([0-9A-F]+)#\)", flat)
-    assert n is not None and e is not None
-    return keymath.rsa_fingerprint(int(n.group(1), 16), int(e.group(1), 16))
-
-
-@pytest.mark.parametrize("passphrase", ["", "correct horse"])
-def test_real_gpg_key_file(tmp_path: Path, passphrase: str) -> None:
-    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
-    home = tmp_path / "g"
-    home.mkdir(mode=0o700)
-    try:
-        _gpg(
-            home,
-            "--passphrase",
-            passphrase,
-            "--quick-gen-key",
-            "ci <ci@example.invalid>",
-            "rsa2048",
-            "sign",
-            "never",
-        )
-    finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-            timeout=30,
-        )
-    (path,) = (home / "private-keys-v1.d").glob("*.key")
-    data = path.read_bytes()
-    for engine in ENGINES:
-        found = _one(scan(engine, data))
-        assert found.fingerprint == _own_rsa_fingerprint(data)
-        assert found.algorithm == "rsa" and found.bits == 2048 and found.validated
-        assert found.encrypted is bool(passphrase)
-        assert found.format == ("gnupg-key-protected" if passphrase else "gnupg-key")
-
-
 # ---- negatives ---------------------------------------------------------------------------
 
 
@@ -255,49 +197,6 @@ def _scanner(engine: str) -> Scanner:
 
 def scan_stream(engine: str, data: bytes, rule: str = BINARY_RULE) -> list[KeyFinding]:
     return [f for f in _scanner(engine).scan_bytes(data, name="export.gpg") if f.rule == rule]
-
-
-def _export(home: Path, *args: str) -> bytes:
-    return subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    ).stdout
-
-
-@pytest.mark.parametrize(("algo", "passphrase"), [("rsa3072", ""), ("ed25519", "correct horse")])
-def test_real_gpg_binary_export(tmp_path: Path, algo: str, passphrase: str) -> None:
-    """`gpg --export-secret-keys` without armour: found, the same keys as the armoured export.
-
-    gpg 2.2 writes the secret-key packet in the old format (0x95 / 0x94); the
-    public export (`gpg --export`) is no finding.
-    """
-    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
-    home = tmp_path / "g"
-    home.mkdir(mode=0o700)
-    try:
-        _gpg(home, "--passphrase", passphrase, "--quick-gen-key", "ci <ci@example.invalid>", algo)
-        pw = ("--passphrase", passphrase)
-        binary = _export(home, *pw, "--export-secret-keys")
-        armoured = _export(home, *pw, "--armor", "--export-secret-keys")
-        public = _export(home, "--export")
-    finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-            timeout=30,
-        )
-    assert binary[0] in (0x94, 0x95)
-    for engine in ENGINES:
-        found = scan_stream(engine, binary)
-        expected = {f.fingerprint for f in scan_stream(engine, armoured, "pgp_private_key_block")}
-        assert expected and found
-        assert all(f.validated and f.format == "pgp-binary" for f in found)
-        assert {f.fingerprint for f in found} == expected  # the primary key and its subkey
-        assert all(f.encrypted is bool(passphrase) for f in found)
-        assert scan_stream(engine, public) == []
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -1,0 +1,205 @@
+"""Keys written by the real tools (gpg, openssl), found through the real Scanner; start-up imports.
+
+Subprocesses, so integration: the unit tests build the same forms by hand.
+Keys are generated at run time in temporary GnuPG homes and folders.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.scan import keymath
+from agent.scan import rules as rules_mod
+from agent.scan.samples import binary as samples
+from agent.scan.samples.text import fingerprint
+from agent.scan.scanner import Scanner, ScanSettings
+from agent.scan.validators import VALIDATORS
+from agent.values import KeyFinding
+
+ENGINES = ("yara-x", "yara")
+
+
+@cache
+def _scanner(engine: str) -> Scanner:
+    ruleset = rules_mod.load("builtin", engine, validators=set(VALIDATORS))
+    return Scanner(ruleset, ScanSettings(number_search="off"))
+
+
+def scan(engine: str, data: bytes, rule: str) -> list[KeyFinding]:
+    """The findings of one rule for `data` scanned as one file by the real Scanner."""
+    return [f for f in _scanner(engine).scan_bytes(data, name="f") if f.rule == rule]
+
+
+# ---- gpg ---------------------------------------------------------------------------------
+
+
+def _gpg(home: Path, *args: str) -> None:
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _own_rsa_fingerprint(text: bytes) -> str:
+    """n and e read straight from the extended-format file, without the validator's parser."""
+    flat = re.sub(rb"\s+", b"", text)
+    n = re.search(rb"\(n#([0-9A-F]+)#\)", flat)
+    e = re.search(rb"\(e#([0-9A-F]+)#\)", flat)
+    assert n is not None and e is not None
+    return keymath.rsa_fingerprint(int(n.group(1), 16), int(e.group(1), 16))
+
+
+@pytest.mark.parametrize("passphrase", ["", "correct horse"])
+def test_real_gpg_key_file(tmp_path: Path, passphrase: str) -> None:
+    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    try:
+        _gpg(
+            home,
+            "--passphrase",
+            passphrase,
+            "--quick-gen-key",
+            "ci <ci@example.invalid>",
+            "rsa2048",
+            "sign",
+            "never",
+        )
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
+    (path,) = (home / "private-keys-v1.d").glob("*.key")
+    data = path.read_bytes()
+    for engine in ENGINES:
+        (found,) = scan(engine, data, "gnupg_private_key")
+        assert found.fingerprint == _own_rsa_fingerprint(data)
+        assert found.algorithm == "rsa" and found.bits == 2048 and found.validated
+        assert found.encrypted is bool(passphrase)
+        assert found.format == ("gnupg-key-protected" if passphrase else "gnupg-key")
+
+
+def _export(home: Path, *args: str) -> bytes:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    ).stdout
+
+
+@pytest.mark.parametrize(("algo", "passphrase"), [("rsa3072", ""), ("ed25519", "correct horse")])
+def test_real_gpg_binary_export(tmp_path: Path, algo: str, passphrase: str) -> None:
+    """`gpg --export-secret-keys` without armour: found, the same keys as the armoured export.
+
+    gpg 2.2 writes the secret-key packet in the old format (0x95 / 0x94); the
+    public export (`gpg --export`) is no finding.
+    """
+    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    try:
+        _gpg(home, "--passphrase", passphrase, "--quick-gen-key", "ci <ci@example.invalid>", algo)
+        pw = ("--passphrase", passphrase)
+        binary = _export(home, *pw, "--export-secret-keys")
+        armoured = _export(home, *pw, "--armor", "--export-secret-keys")
+        public = _export(home, "--export")
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
+    assert binary[0] in (0x94, 0x95)
+    for engine in ENGINES:
+        found = scan(engine, binary, "openpgp_binary_secret_key")
+        expected = {f.fingerprint for f in scan(engine, armoured, "pgp_private_key_block")}
+        assert expected and found
+        assert all(f.validated and f.format == "pgp-binary" for f in found)
+        assert {f.fingerprint for f in found} == expected  # the primary key and its subkey
+        assert all(f.encrypted is bool(passphrase) for f in found)
+        assert scan(engine, public, "openpgp_binary_secret_key") == []
+
+
+# ---- openssl -----------------------------------------------------------------------------
+
+PKCS8 = serialization.PrivateFormat.PKCS8
+NONE = serialization.NoEncryption()
+
+
+def _openssl_pfx(tmp_path: Path, key: ec.EllipticCurvePrivateKey, password: str) -> bytes:
+    """What `openssl pkcs12 -export` writes for the key and a self-signed certificate."""
+    import subprocess
+
+    key_pem = tmp_path / "k.pem"
+    cert_pem = tmp_path / "c.pem"
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, PKCS8, NONE))
+    cert_pem.write_bytes(samples.self_signed(key).public_bytes(serialization.Encoding.PEM))
+    command = ["openssl", "pkcs12", "-export", "-inkey", str(key_pem), "-in", str(cert_pem)]
+    out = subprocess.run(
+        [*command, "-passout", f"pass:{password}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    key_pem.unlink()
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("wrap", [0, 64, 76], ids=["one-line", "wrapped-64", "wrapped-76"])
+def test_base64_pfx_from_openssl_is_found(engine: str, tmp_path: Path, wrap: int) -> None:
+    """`openssl pkcs12 -export -passout pass:` | base64, in a Kubernetes-Secret-like YAML value."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    encoded = base64.b64encode(_openssl_pfx(tmp_path, key, ""))
+    if wrap:
+        encoded = b"\n    ".join(encoded[i : i + wrap] for i in range(0, len(encoded), wrap))
+    data = b"apiVersion: v1\nkind: Secret\ndata:\n  tls.pfx: " + encoded + b"\n"
+    start = data.index(b"MII")
+    (f,) = scan(engine, data, "base64_pkcs12_pfx")
+    assert (f.validated, f.encrypted, f.fingerprint, f.offset) == (
+        True,
+        False,
+        fingerprint(key),
+        start,
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_base64_pfx_with_a_password_is_an_encrypted_finding(engine: str, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = b'{"pfx":"' + base64.b64encode(_openssl_pfx(tmp_path, key, "hunter2")) + b'"}'
+    (f,) = scan(engine, data, "base64_pkcs12_pfx")
+    assert (f.validated, f.encrypted) == (True, True)
+
+
+# ---- start-up ----------------------------------------------------------------------------
+
+
+def test_validator_modules_are_not_imported_at_start() -> None:
+    """Importing the table imports no validator module (and so not cryptography's x509)."""
+    code = (
+        "import sys; import agent.scan.validators as v; "
+        "print(sorted(m for m in sys.modules if m.startswith('agent.scan.validators.')"
+        " or m == 'cryptography.x509'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "[]"
