@@ -260,7 +260,12 @@ class _WindowSearch:
         return out
 
     def _groups(self, islands: Islands, cells: int) -> Iterator[tuple[Candidates, Candidates]]:
-        """(primes, moduli) of `cells` words, views merged while they stay under MERGE_LIMIT."""
+        """(primes, moduli) of `cells` words over every view.
+
+        One batch (`numbers_all_views`) when the window has few islands; else view
+        by view, merged while the candidates held stay under MERGE_LIMIT (a crowded
+        window has millions, and the batch holds 8 bytes and indices for each).
+        """
         work = fused_work(islands, cells, self.positions)
         if max(work, fused_work(islands, 2 * cells, self.positions)) <= FUSE_LIMIT:
             m = numbers_all_views(self.window, self.first, islands, 2 * cells, self.positions)

@@ -323,3 +323,60 @@ def test_a_limb_that_looks_like_a_pointer_does_not_split_a_number(limb: int) -> 
     data = _after_pointers([(p * q, 2 * half), (p, half), (q, half)])
     findings = NumberSearch().feed(memoryview(data), 0, 0, len(data))
     assert [f.fingerprint for f in findings] == [keymath.rsa_fingerprint(p * q, 65537)]
+
+
+def test_all_views_in_one_batch_equal_the_views_one_by_one() -> None:
+    """`numbers_all_views` gives exactly the merged per-view candidates (keys, lows, flags)."""
+    from agent.scan.dumps.candidates import (
+        VIEWS,
+        CellClassifier,
+        Islands,
+        merge,
+        numbers_all_views,
+        numbers_of_size,
+        view_words,
+    )
+
+    parts, _ = _key_numbers(2048)
+    data = (
+        os.urandom(3000)
+        + _heap(parts, "le")
+        + b"\x01\x02\x03"  # shifts what follows off the 8-byte grid
+        + _heap(parts, "be")
+        + _heap(parts, "java")
+        + os.urandom(5000)
+        + bytes(4096)
+    )
+    window = memoryview(data)
+    cells = np.frombuffer(data, dtype="<u8", count=len(data) // 8)
+    good, high = CellClassifier().classify(cells)
+    islands = Islands.from_cells(good, high, 7)
+    for size in (8, 16, 32, 64):
+        batch = numbers_all_views(window, 0, islands, size, {})
+        one_by_one = merge(
+            [
+                (k, numbers_of_size(view_words(window, 0, v), islands, v, size))
+                for k, v in enumerate(VIEWS)
+            ]
+        )
+        assert len(batch.idx) > 0
+        for field in ("idx", "low", "at_start", "alone"):
+            assert np.array_equal(getattr(batch, field), getattr(one_by_one, field)), (size, field)
+
+
+def test_a_window_with_many_islands_takes_the_view_by_view_path_and_finds_the_key() -> None:
+    """Past FUSE_LIMIT gathered pairs the views go one by one (bounded memory), same keys."""
+    from agent.scan.dumps import numbers
+
+    parts, fp = _key_numbers(2048)
+    # a table of 184-byte random values in malloc chunks: ~330 islands per 64 KiB, under the
+    # crowding limit, about 10,000 in all (far past FUSE_LIMIT with 11 views)
+    chunk = lambda: struct.pack("<QQ", 0, 0xC1) + os.urandom(184)  # noqa: E731
+    table = b"".join(chunk() for _ in range((2 << 20) // 200))
+    data = table + _heap(parts, "be")
+    islands_work = len(table) // 200 * 8 * len(numbers.VIEWS)
+    assert islands_work > numbers.FUSE_LIMIT
+    search = NumberSearch()
+    findings = search.feed(memoryview(data), 0, 0, len(data))
+    assert [f.fingerprint for f in findings] == [fp]
+    assert search.problems == []
