@@ -250,20 +250,16 @@ def positions(islands: Islands, cells: int, shift: int) -> Positions:
     # or inside the island's first cell when the island begins mid-number
     long_enough = islands.length >= cells - shift
     start, length = islands.start[long_enough], islands.length[long_enough]
-    end = start + length
-    parts: list[I64] = []
-    firsts: list[BOOL] = []
-    alones: list[BOOL] = []
-    for m in range(MAX_NUMBERS_PER_ISLAND):
-        for j in range(shift + 1):
-            pos = start + m * cells + j
-            fits = pos + cells - shift <= end
-            parts.append(pos[fits] - shift)
-            firsts.append(np.full(int(fits.sum()), m == 0))
-            alones.append((length[fits] <= cells + 1) & (m == 0))
-    idx = np.concatenate(parts)
+    # every (m-th number, sub-cell step j) offset of every island at once
+    m = np.repeat(np.arange(MAX_NUMBERS_PER_ISLAND), shift + 1)
+    offsets = m * cells + np.tile(np.arange(shift + 1), MAX_NUMBERS_PER_ISLAND)
+    pos = start[:, None] + offsets[None, :]
+    fits = pos + (cells - shift) <= (start + length)[:, None]
+    first = np.broadcast_to(m == 0, fits.shape)
+    alone = (length <= cells + 1)[:, None] & first
+    idx = pos[fits] - shift
     order = np.argsort(idx, kind="stable")
-    return Positions(idx[order], np.concatenate(firsts)[order], np.concatenate(alones)[order])
+    return Positions(idx[order], first[fits][order], alone[fits][order])
 
 
 def numbers_of_size(

@@ -219,6 +219,7 @@ class _WindowSearch:
         self.scan_from = scan_from
         self.scan_to = scan_to
         self.positions: dict[tuple[int, int], Positions] = {}
+        self.candidates: dict[int, Candidates] = {}
 
     @property
     def owner(self) -> NumberSearch:
@@ -268,9 +269,9 @@ class _WindowSearch:
         """
         work = fused_work(islands, cells, self.positions)
         if max(work, fused_work(islands, 2 * cells, self.positions)) <= FUSE_LIMIT:
-            m = numbers_all_views(self.window, self.first, islands, 2 * cells, self.positions)
+            m = self._all_views(islands, 2 * cells)
             if len(m.idx):
-                p = numbers_all_views(self.window, self.first, islands, cells, self.positions)
+                p = self._all_views(islands, cells)
                 if len(p.idx):
                     yield p, m
             return
@@ -293,6 +294,15 @@ class _WindowSearch:
                 primes, moduli, held = [], [], 0
         if primes:
             yield merge(primes), merge(moduli)
+
+    def _all_views(self, islands: Islands, cells: int) -> Candidates:
+        # a prime size of one key size is the modulus size of another (16 cells: the
+        # primes of RSA 2048 and the modulus of RSA 1024): gathered once per window
+        found = self.candidates.get(cells)
+        if found is None:
+            found = numbers_all_views(self.window, self.first, islands, cells, self.positions)
+            self.candidates[cells] = found
+        return found
 
     def _number(self, key: int, cells: int) -> int:
         view, idx = unmerge(key)
