@@ -7,10 +7,12 @@ Keys are generated at run time in temporary GnuPG homes and folders.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -43,13 +45,31 @@ def scan(engine: str, data: bytes, rule: str) -> list[KeyFinding]:
 # ---- gpg ---------------------------------------------------------------------------------
 
 
-def _gpg(home: Path, *args: str) -> None:
-    subprocess.run(
+def _gpg(home: Path, *args: str) -> bytes:
+    """What gpg prints (batch, passphrase on the command line) in the GnuPG home `home`."""
+    return subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
         check=True,
         capture_output=True,
         timeout=120,
-    )
+    ).stdout
+
+
+@contextlib.contextmanager
+def _gpg_home(tmp_path: Path) -> Iterator[Path]:
+    """A fresh GnuPG home; its gpg-agent is stopped at the end, whatever happened."""
+    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    try:
+        yield home
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
 
 
 def _own_rsa_fingerprint(text: bytes) -> str:
@@ -63,10 +83,8 @@ def _own_rsa_fingerprint(text: bytes) -> str:
 
 @pytest.mark.parametrize("passphrase", ["", "correct horse"])
 def test_real_gpg_key_file(tmp_path: Path, passphrase: str) -> None:
-    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
-    home = tmp_path / "g"
-    home.mkdir(mode=0o700)
-    try:
+    """A private-keys-v1.d file written by gpg (clear or protected) is found, named by its n and e."""
+    with _gpg_home(tmp_path) as home:
         _gpg(
             home,
             "--passphrase",
@@ -76,13 +94,6 @@ def test_real_gpg_key_file(tmp_path: Path, passphrase: str) -> None:
             "rsa2048",
             "sign",
             "never",
-        )
-    finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-            timeout=30,
         )
     (path,) = (home / "private-keys-v1.d").glob("*.key")
     data = path.read_bytes()
@@ -94,15 +105,6 @@ def test_real_gpg_key_file(tmp_path: Path, passphrase: str) -> None:
         assert found.format == ("gnupg-key-protected" if passphrase else "gnupg-key")
 
 
-def _export(home: Path, *args: str) -> bytes:
-    return subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    ).stdout
-
-
 @pytest.mark.parametrize(("algo", "passphrase"), [("rsa3072", ""), ("ed25519", "correct horse")])
 def test_real_gpg_binary_export(tmp_path: Path, algo: str, passphrase: str) -> None:
     """`gpg --export-secret-keys` without armour: found, the same keys as the armoured export.
@@ -110,22 +112,12 @@ def test_real_gpg_binary_export(tmp_path: Path, algo: str, passphrase: str) -> N
     gpg 2.2 writes the secret-key packet in the old format (0x95 / 0x94); the
     public export (`gpg --export`) is no finding.
     """
-    assert shutil.which("gpg") is not None, "gpg must be installed (scripts/check installs it)"
-    home = tmp_path / "g"
-    home.mkdir(mode=0o700)
-    try:
+    with _gpg_home(tmp_path) as home:
         _gpg(home, "--passphrase", passphrase, "--quick-gen-key", "ci <ci@example.invalid>", algo)
         pw = ("--passphrase", passphrase)
-        binary = _export(home, *pw, "--export-secret-keys")
-        armoured = _export(home, *pw, "--armor", "--export-secret-keys")
-        public = _export(home, "--export")
-    finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-            timeout=30,
-        )
+        binary = _gpg(home, *pw, "--export-secret-keys")
+        armoured = _gpg(home, *pw, "--armor", "--export-secret-keys")
+        public = _gpg(home, "--export")
     assert binary[0] in (0x94, 0x95)
     for engine in ENGINES:
         found = scan(engine, binary, "openpgp_binary_secret_key")
