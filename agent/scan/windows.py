@@ -32,7 +32,6 @@ _M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 _M_MMAP_THRESHOLD = -3
 _SLACK = 4 * 1024 * 1024  # headers, a decompressor's last read beside a full window
 _INT_MAX = 2**31 - 1  # mallopt takes a C int
-_GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # where glibc's own sliding threshold stops (64-bit)
 _kept_window: int | None = None
 _MIN_HOLE_EXTRA = 1024 * 1024  # a hole this much longer than two overlaps ends a window
 _MAX_HOLE_PROBES = 64  # SEEK_HOLE/SEEK_DATA pairs per window before small holes are read as data
@@ -67,11 +66,10 @@ def window_memory_kept() -> bool:
 
 
 def _libc() -> Any:
-    """The C library the interpreter runs on, when it has glibc's mallopt and malloc_trim."""
+    """The C library the interpreter runs on, when it has glibc's mallopt."""
     try:
         libc = ctypes.CDLL(None)
-        libc.mallopt  # noqa: B018 - probing: musl has neither
-        libc.malloc_trim  # noqa: B018
+        libc.mallopt  # noqa: B018 - probing: musl has none
     except (OSError, AttributeError):
         return None
     return libc

@@ -1,6 +1,7 @@
 """The RSA number search: private keys held only as numbers, proven by p * q = n in the same dump.
 
-Per window, per byte order (see `candidates`), per modulus size: candidate
+Per window and modulus size, over every byte order at once (see `candidates`;
+the orders' candidates are merged under keys that keep them apart): candidate
 primes that lie near each other (p and q are allocated together) are paired,
 the product of their lowest 64-bit limbs is compared (numpy, wrapping mod
 2^64) with the lowest limbs of modulus candidates, and only survivors are
@@ -8,10 +9,11 @@ multiplied out exactly. A modulus with one candidate prime that divides it is
 a key too. The public exponent is confirmed by finding d or dP for 65537 or 3
 in the window; otherwise 65537 is assumed and the finding says so.
 
-Cost control: high-entropy blocks (random, compressed, encrypted memory) make
-candidates explode, so blocks whose density of random-looking cells passes a
-threshold are skipped and counted in a NOT_DEEP_SCANNED problem; keys and
-big-integer checks per stream are capped.
+Cost control: memory crowded with short random-looking values (tables of
+hashes or tokens) makes candidates explode, so 64 KiB blocks with more than
+`max_islands_per_block` islands are skipped and counted in a NOT_DEEP_SCANNED
+problem (long random runs cost little and are searched); keys and big-integer
+checks per stream are capped.
 """
 
 from __future__ import annotations
