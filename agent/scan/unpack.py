@@ -1,4 +1,4 @@
-"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4 and tar, and stream their members.
+"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4, zlib and tar, and stream their members.
 
 The scanner reads a file's first bytes, asks `detect(head)`, and for a
 container iterates `layers(...)`: each leaf member comes as a `Layer` whose
@@ -86,6 +86,11 @@ class Layer:
     stream: Readable
 
 
+# the second byte of a zlib header with a 32 KiB window, for each compression level class;
+# with 0x78 first each makes the header a multiple of 31, as RFC 1950 requires
+_ZLIB_LEVELS = frozenset((0x01, 0x5E, 0x9C, 0xDA))
+
+
 def detect(head: bytes) -> str | None:
     """The container kind by magic bytes, or None for a plain file."""
     if head.startswith(b"\x1f\x8b\x08"):
@@ -107,6 +112,8 @@ def detect(head: bytes) -> str | None:
         return "bz2"
     if head[257:262] == b"ustar":
         return "tar"
+    if len(head) >= 2 and head[0] == 0x78 and head[1] in _ZLIB_LEVELS:
+        return "zlib"  # a bare zlib stream: git's loose objects (.git/objects/xx/...)
     return None
 
 
@@ -448,7 +455,7 @@ def _member(
 def _stream(
     kind: str, label: str, source: Readable, depth: int, budget: _Budget, *, size: int | None
 ) -> Iterator[Layer | ScanProblem]:
-    """A single compressed stream (gzip, xz, bz2, zstd, lz4); its content is one member."""
+    """A single compressed stream (gzip, xz, bz2, zstd, lz4, zlib); its content is one member."""
     inner = f"{label}!{_inner_name(label)}"
     if not budget.admit(inner):
         return
@@ -464,6 +471,8 @@ def _stream(
         decoder = bz2.BZ2File(raw)
     elif kind == "lz4":
         decoder = lz4.frame.LZ4FrameFile(raw, mode="rb")
+    elif kind == "zlib":
+        decoder = _ZlibReader(raw)
     else:
         decoder = zstandard.ZstdDecompressor().stream_reader(
             raw, read_across_frames=True, closefd=False
@@ -474,6 +483,27 @@ def _stream(
     compressed = _const(size) if size else (lambda: counted.consumed)
     guard = _Guard(decoder, budget, inner, compressed=compressed, end_check=end_check)
     yield from _member(inner, guard, depth, budget)
+
+
+class _ZlibReader:
+    """A zlib stream read forward (the standard library has a decoder, not a reader)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._decoder = zlib.decompressobj()
+
+    def read(self, n: int, /) -> bytes:
+        """Up to n bytes (n > 0); b'' at the stream's end; EOFError when the input stops first."""
+        d = self._decoder
+        while True:
+            if d.eof:
+                return b""
+            data = d.unconsumed_tail or self._raw.read(256 * 1024)
+            if not data:
+                raise EOFError("the zlib stream ended before its end marker")
+            out = d.decompress(data, n)
+            if out:
+                return out
 
 
 def _zip(label: str, fileobj: object, depth: int, budget: _Budget) -> Iterator[Layer | ScanProblem]:

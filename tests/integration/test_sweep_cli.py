@@ -182,3 +182,38 @@ def test_scan_refuses_anything_but_one_regular_file(tmp_path: Path) -> None:
         out = _sweep("scan", path)
         assert out.returncode == 2, path
         assert reason in out.stderr, out.stderr
+
+
+def test_a_key_deleted_from_a_git_checkout_is_found_in_its_history(tmp_path: Path) -> None:
+    """A key committed then `git rm`-ed lives on as a zlib loose object: the sweep finds it there."""
+    git = shutil.which("git")
+    assert git, "git must be installed (CI clones the repository with it)"
+    repo = tmp_path / "service"
+    repo.mkdir()
+    planted = keys.pem(keys.cached_rsa(2048))
+
+    identity = ["-c", "user.name=ci", "-c", "user.email=ci@example.invalid"]
+
+    def run(*args: str) -> None:
+        subprocess.run(
+            [git, "-C", str(repo), *identity, "-c", "commit.gpgsign=false", *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    run("init", "-q")
+    (repo / "deploy.key").write_bytes(planted.data)
+    run("add", "deploy.key")
+    run("commit", "-q", "-m", "add key")
+    run("rm", "-q", "deploy.key")
+    run("commit", "-q", "-m", "remove key")
+    assert not (repo / "deploy.key").exists()
+
+    out = _sweep("sweep", "--format", "jsonl", str(repo))
+    assert out.returncode == 1, out.stderr
+    (event,) = [json.loads(line) for line in out.stdout.splitlines()]
+    (finding,) = event["egress_guard"]["findings"]
+    assert finding["fingerprint"] == planted.fingerprint
+    assert "/.git/objects/" in event["file"]["path"]
+    assert finding["container"].startswith(Path(event["file"]["path"]).name + "!")

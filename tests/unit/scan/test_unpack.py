@@ -9,6 +9,7 @@ import lzma
 import os
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import lz4.frame
@@ -89,6 +90,10 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
         (bz2.compress(b"x"), "bz2"),
         (zstd_frames(b"x"), "zstd"),
         (lz4.frame.compress(b"x"), "lz4"),
+        (zlib.compress(b"x", 1), "zlib"),
+        (zlib.compress(b"x"), "zlib"),
+        (zlib.compress(b"x", 9), "zlib"),
+        (b"x = 1\n", None),  # text that starts with 'x'
         (tar_bytes({"a": b"x"}), "tar"),
         (b"\x7fELF" + bytes(600), None),
         (b"BZh9 not really bzip2 at all", None),
@@ -114,6 +119,8 @@ def test_detect_names_container_by_magic(data: bytes, kind: str | None) -> None:
             lz4.frame.compress(PAYLOAD),
             "core.app.0.b1.77.1700000000.lz4!core.app.0.b1.77.1700000000",
         ),
+        # a git loose object: .git/objects/<2 hex>/<38 hex>, zlib of "blob <size>\0" + content
+        ("0123456789abcdef", zlib.compress(PAYLOAD), "0123456789abcdef!0123456789abcdef"),
     ],
 )
 def test_single_stream_yields_decompressed_body_under_inner_name(
@@ -229,6 +236,7 @@ def test_encrypted_zip_member_is_reported_not_skipped(tmp_path: Path) -> None:
         ("t.bz2", bz2.compress(PAYLOAD, compresslevel=1)),
         ("t.zst", zstd_frames(PAYLOAD)),
         ("t.lz4", lz4.frame.compress(PAYLOAD, block_size=lz4.frame.BLOCKSIZE_MAX64KB)),
+        ("t", zlib.compress(PAYLOAD)),
     ],
 )
 def test_truncated_stream_scans_what_came_before_then_reports_corruption(
