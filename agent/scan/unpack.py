@@ -1,4 +1,4 @@
-"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4, zlib and tar, and stream their members.
+"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4, zlib, tar and git packs; stream their members.
 
 The scanner reads a file's first bytes, asks `detect(head)`, and for a
 container iterates `layers(...)`: each leaf member comes as a `Layer` whose
@@ -112,6 +112,8 @@ def detect(head: bytes) -> str | None:
         return "bz2"
     if head[257:262] == b"ustar":
         return "tar"
+    if head[:4] == b"PACK" and head[4:8] in (b"\0\0\0\x02", b"\0\0\0\x03"):
+        return "gitpack"  # .git/objects/pack/*.pack: what a clone or `git gc` leaves
     if len(head) >= 2 and head[0] == 0x78 and head[1] in _ZLIB_LEVELS:
         return "zlib"  # a bare zlib stream: git's loose objects (.git/objects/xx/...)
     return None
@@ -134,6 +136,8 @@ def layers(path: str, fd: int, head: bytes, limits: Limits) -> Iterator[Layer | 
             yield from _zip(label, source, 1, budget)
         elif kind == "tar":
             yield from _tar(label, source, 1, budget)
+        elif kind == "gitpack":
+            yield from _gitpack(label, source, 1, budget, size=size)
         else:
             yield from _stream(kind, label, source, 1, budget, size=size)
     except Exception as exc:  # noqa: BLE001 - isolation point: a bug or an unforeseen library error on hostile input ends this file's unpacking, never the scan
@@ -446,6 +450,8 @@ def _member(
         yield from _zip(label, _SeekableMember(reopen(), budget, label), depth + 1, budget)
     elif kind == "tar":
         yield from _tar(label, stream, depth + 1, budget)
+    elif kind == "gitpack":
+        yield from _gitpack(label, stream, depth + 1, budget, size=size)
     else:
         yield from _stream(kind, label, stream, depth + 1, budget, size=size)
     if guard.problem is not None:
@@ -640,6 +646,127 @@ def _tar(
             yield from _member(child, guard, depth, budget, size=info.size)
             if budget.stop is not None or guard.problem is not None:
                 return  # a member cut short means the tar stream itself is broken
+
+
+_GIT_BLOB, _GIT_OFS_DELTA, _GIT_REF_DELTA = 3, 6, 7
+_GIT_TYPES = frozenset((1, 2, 3, 4, _GIT_OFS_DELTA, _GIT_REF_DELTA))
+
+
+def _gitpack(
+    label: str, source: Readable, depth: int, budget: _Budget, *, size: int | None
+) -> Iterator[Layer | ScanProblem]:
+    """A git pack read forward: every whole blob is a member, named by its offset in the pack.
+
+    Each object is a small header and a zlib stream. Commits, trees, tags and
+    deltas (copy/insert instructions against another object, which cut a
+    file's bytes into pieces of at most 127) are decompressed past, charged to
+    the budget but not scanned. `git verify-pack -v` maps an offset to the
+    object's id.
+    """
+    src = _PackSource(source)
+    head = src.exact(12)
+    if len(head) < 12:
+        yield _problem(ErrorType.ARCHIVE_CORRUPT, "git pack shorter than its header", label)
+        return
+    compressed = _const(size) if size else (lambda: src.consumed)
+    for _ in range(int.from_bytes(head[8:12], "big")):
+        at = src.consumed
+        kind, _size = src.object_header()
+        if kind not in _GIT_TYPES:
+            yield _problem(
+                ErrorType.ARCHIVE_CORRUPT,
+                f"git pack damaged at offset {at}: bad object type",
+                label,
+            )
+            return
+        if kind == _GIT_OFS_DELTA:
+            src.varint()
+        elif kind == _GIT_REF_DELTA:
+            src.exact(20)
+        body = _PackZlib(src)
+        if kind == _GIT_BLOB:
+            child = f"{label}!blob@{at}"
+            if not budget.admit(child):
+                return
+            guard = _Guard(body, budget, child, compressed=compressed)
+            yield from _member(child, guard, depth, budget)
+        else:
+            guard = _Guard(body, budget, f"{label}@{at}", compressed=compressed)
+        while guard.read(_READ_MAX):
+            pass  # what the scanner did not read (or a skipped object): the next header follows
+        if budget.stop is not None or guard.problem is not None:
+            if guard.problem is not None and kind != _GIT_BLOB:
+                yield guard.problem
+            return
+
+
+class _PackSource:
+    """The pack's bytes read forward, with what a zlib stream read past its end put back."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._back = b""
+        self.consumed = 0  # bytes of the pack handed out (the offset of the next one)
+
+    def read(self, n: int, /) -> bytes:
+        if self._back:
+            out, self._back = self._back[:n], self._back[n:]
+        else:
+            out = self._source.read(n)
+        self.consumed += len(out)
+        return out
+
+    def unread(self, data: bytes) -> None:
+        self._back = data + self._back
+        self.consumed -= len(data)
+
+    def exact(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            piece = self.read(n - len(out))
+            if not piece:
+                raise EOFError("git pack ends inside an object header")
+            out += piece
+        return out
+
+    def object_header(self) -> tuple[int, int]:
+        """(type, inflated size) of the object that starts here."""
+        c = self.exact(1)[0]
+        kind, size, shift = (c >> 4) & 7, c & 15, 4
+        while c & 0x80 and shift < 64:
+            c = self.exact(1)[0]
+            size |= (c & 0x7F) << shift
+            shift += 7
+        return kind, size
+
+    def varint(self) -> None:
+        """Skip an OFS_DELTA base offset."""
+        c, count = self.exact(1)[0], 1
+        while c & 0x80 and count < 10:
+            c, count = self.exact(1)[0], count + 1
+
+
+class _PackZlib:
+    """One object's zlib stream inside a pack; what follows its end goes back to the pack."""
+
+    def __init__(self, src: _PackSource) -> None:
+        self._src = src
+        self._decoder = zlib.decompressobj()
+        self._ended = False
+
+    def read(self, n: int, /) -> bytes:
+        d = self._decoder
+        while not self._ended:
+            data = d.unconsumed_tail or self._src.read(64 * 1024)
+            if not data:
+                raise EOFError("git pack ends inside an object")
+            out = d.decompress(data, n)
+            if d.eof:
+                self._ended = True
+                self._src.unread(d.unused_data)
+            if out:
+                return out
+        return b""
 
 
 class _ZstdFrames:

@@ -184,8 +184,12 @@ def test_scan_refuses_anything_but_one_regular_file(tmp_path: Path) -> None:
         assert reason in out.stderr, out.stderr
 
 
-def test_a_key_deleted_from_a_git_checkout_is_found_in_its_history(tmp_path: Path) -> None:
-    """A key committed then `git rm`-ed lives on as a zlib loose object: the sweep finds it there."""
+@pytest.mark.parametrize("packed", [False, True], ids=["loose-object", "after-git-gc"])
+def test_a_key_deleted_from_a_git_checkout_is_found_in_its_history(
+    tmp_path: Path, packed: bool
+) -> None:
+    """A key committed then `git rm`-ed lives on in .git/objects (a zlib loose object, or a blob in a
+    pack after `git gc`, as in every clone): the sweep finds it there."""
     git = shutil.which("git")
     assert git, "git must be installed (CI clones the repository with it)"
     repo = tmp_path / "service"
@@ -208,6 +212,9 @@ def test_a_key_deleted_from_a_git_checkout_is_found_in_its_history(tmp_path: Pat
     run("commit", "-q", "-m", "add key")
     run("rm", "-q", "deploy.key")
     run("commit", "-q", "-m", "remove key")
+    if packed:
+        run("gc", "-q", "--prune=now")
+        assert not list((repo / ".git" / "objects").glob("??/*")), "objects left loose"
     assert not (repo / "deploy.key").exists()
 
     out = _sweep("sweep", "--format", "jsonl", str(repo))
@@ -217,3 +224,5 @@ def test_a_key_deleted_from_a_git_checkout_is_found_in_its_history(tmp_path: Pat
     assert finding["fingerprint"] == planted.fingerprint
     assert "/.git/objects/" in event["file"]["path"]
     assert finding["container"].startswith(Path(event["file"]["path"]).name + "!")
+    assert event["file"]["path"].endswith(".pack") is packed
+    assert ("!blob@" in finding["container"]) is packed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -357,3 +358,85 @@ def test_valid_header_with_random_deflate_body_never_raises(tmp_path: Path) -> N
     bad = good[:10] + bytes(b ^ 0x5A for b in good[10:200]) + good[200:]
     items = unpack(write(tmp_path, "bad.gz", bad))
     assert problems(items)[-1].error_type is ErrorType.ARCHIVE_CORRUPT
+
+
+# ---- git packs -----------------------------------------------------------------------------
+
+
+def _git_object(kind: int, body: bytes, prefix: bytes = b"") -> bytes:
+    """A pack entry: type and inflated size (git's varint), an optional delta base, zlib body."""
+    size = len(body)
+    first = (kind << 4) | (size & 15)
+    size >>= 4
+    head = bytearray()
+    while size:
+        head.append(first | 0x80)
+        first = size & 0x7F
+        size >>= 7
+    head.append(first)
+    return bytes(head) + prefix + zlib.compress(body)
+
+
+def _git_pack(*objects: bytes) -> tuple[bytes, list[int]]:
+    """A version 2 pack of the given entries, its SHA-1 trailer, and each entry's offset."""
+    out = bytearray(b"PACK" + (2).to_bytes(4, "big") + len(objects).to_bytes(4, "big"))
+    offsets = []
+    for obj in objects:
+        offsets.append(len(out))
+        out += obj
+    return bytes(out + hashlib.sha1(out).digest()), offsets
+
+
+def test_git_pack_yields_each_whole_blob_by_offset_and_skips_the_rest(tmp_path: Path) -> None:
+    """Blobs are members named by their offset; commits, trees and deltas are read past, unscanned."""
+    second = b"second blob " * 5000
+    pack, at = _git_pack(
+        _git_object(1, b"tree 0000\nauthor ci\n\nadd key\n"),
+        _git_object(3, PAYLOAD),
+        _git_object(2, b"100644 deploy.key\0" + bytes(20)),
+        _git_object(6, b"\x10\x20\x90\x05copy", prefix=b"\x81\x05"),  # OFS_DELTA, base 261 back
+        _git_object(7, b"\x10\x20\x04insr", prefix=bytes(20)),  # REF_DELTA
+        _git_object(3, second),
+    )
+    assert detect(pack) == "gitpack"
+    items = unpack(write(tmp_path, "pack-1.pack", pack))
+    assert items == [(f"pack-1.pack!blob@{at[1]}", PAYLOAD), (f"pack-1.pack!blob@{at[5]}", second)]
+
+
+def test_git_pack_cut_short_keeps_the_blobs_before_and_reports_damage(tmp_path: Path) -> None:
+    pack, at = _git_pack(_git_object(3, PAYLOAD), _git_object(3, b"x" * 100_000))
+    items = unpack(write(tmp_path, "pack-2.pack", pack[: at[1] + 20]))
+    assert items[0] == (f"pack-2.pack!blob@{at[0]}", PAYLOAD)
+    assert isinstance(items[-1], ScanProblem)
+    assert items[-1].error_type is ErrorType.ARCHIVE_CORRUPT
+
+
+def test_git_pack_with_a_bad_object_type_stops_with_damage(tmp_path: Path) -> None:
+    pack, _ = _git_pack(_git_object(3, PAYLOAD), b"\x05" + zlib.compress(b"?"))  # type 0 is invalid
+    items = unpack(write(tmp_path, "pack-3.pack", pack))
+    assert items[0][0].endswith("blob@12")  # type: ignore[index]
+    assert isinstance(items[-1], ScanProblem)
+    assert "bad object type" in items[-1].detail
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_damaged_git_packs_never_raise(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Flipped, cut or random bytes in a pack give members and problems, never an exception."""
+    pack, _ = _git_pack(
+        _git_object(1, b"commit body"),
+        _git_object(3, PAYLOAD[:5000]),
+        _git_object(6, b"\x10\x20\x90\x05copy", prefix=b"\x81\x05"),
+        _git_object(3, b"tail blob"),
+    )
+    mutated = bytearray(pack)
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(12, len(mutated) - 1))
+        mutated[at] ^= data.draw(st.integers(1, 255))
+    cut = data.draw(st.integers(12, len(mutated)))
+    path = tmp_path_factory.mktemp("pack") / "pack-f.pack"
+    path.write_bytes(bytes(mutated[:cut]))
+    for item in unpack(path):
+        assert isinstance(item, ScanProblem) or item[0].startswith("pack-f.pack!blob@")

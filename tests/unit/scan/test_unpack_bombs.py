@@ -137,7 +137,18 @@ def drain(path: Path, limits: Limits) -> tuple[list[tuple[str, int] | ScanProble
     return out, peak
 
 
-@pytest.mark.parametrize("kind", ["zip", "gzip", "zstd", "zlib"])
+def _git_pack_of(blob_zlib: bytes, size: int) -> bytes:
+    """A one-blob git pack whose blob is the given zlib stream of `size` bytes."""
+    first, size = 0x30 | (size & 15), size >> 4
+    head = bytearray()
+    while size:
+        head.append(first | 0x80)
+        first, size = size & 0x7F, size >> 7
+    head.append(first)
+    return b"PACK" + (2).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes(head) + blob_zlib
+
+
+@pytest.mark.parametrize("kind", ["zip", "gzip", "zstd", "zlib", "gitpack"])
 def test_small_file_expanding_to_a_gib_is_stopped_as_a_bomb(
     tmp_path: Path, gib_zeros: Zeros, kind: str
 ) -> None:
@@ -148,6 +159,7 @@ def test_small_file_expanding_to_a_gib_is_stopped_as_a_bomb(
         "zstd": lambda: zstd_zeros(GiB),
         # a git-style zlib stream; its Adler-32 is never reached (the limit stops it first)
         "zlib": lambda: b"\x78\x9c" + gib_zeros.deflate + b"\x00\x00\x00\x01",
+        "gitpack": lambda: _git_pack_of(b"\x78\x9c" + gib_zeros.deflate + b"\x00\x00\x00\x01", GiB),
     }[kind]()
     path = tmp_path / f"bomb.{kind}"
     path.write_bytes(data)
