@@ -12,10 +12,11 @@ charged to the file's budget; a stream that crosses a limit ends early and
 its problem is yielded right after its layer. What was decompressed before a
 corruption is still scanned: the layer comes first, the problem after it.
 
-Why one module of ~650 lines: the three walkers (zip, tar, single streams)
-share the private wrappers that count and guard bytes, and the zstd frame
-walker (the decoder ends silently on a truncated stream) belongs with them;
-splitting would turn those wrappers into a public surface.
+Why one module of ~750 lines: the four walkers (zip, tar, git packs, single
+streams) share the private wrappers that count and guard bytes, and the zstd
+frame walker (the decoder ends silently on a truncated stream) belongs with
+them; splitting would turn those wrappers into a public surface. What needs
+none of them, the reading of a git pack's entries, is in `gitpack`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import IO, Any, Protocol, Self, cast
 import lz4.frame
 import zstandard
 
+from agent.scan.gitpack import PackEntry, PackSource
 from agent.values import ErrorType, ScanProblem
 
 MiB = 1024 * 1024
@@ -663,7 +665,7 @@ def _gitpack(
     the budget but not scanned. `git verify-pack -v` maps an offset to the
     object's id.
     """
-    src = _PackSource(source)
+    src = PackSource(source)
     head = src.exact(12)
     if len(head) < 12:
         yield _problem(ErrorType.ARCHIVE_CORRUPT, "git pack shorter than its header", label)
@@ -683,7 +685,7 @@ def _gitpack(
             src.varint()
         elif kind == _GIT_REF_DELTA:
             src.exact(20)
-        body = _PackZlib(src)
+        body = PackEntry(src)
         if kind == _GIT_BLOB:
             child = f"{label}!blob@{at}"
             if not budget.admit(child):
@@ -698,75 +700,6 @@ def _gitpack(
             if guard.problem is not None and kind != _GIT_BLOB:
                 yield guard.problem
             return
-
-
-class _PackSource:
-    """The pack's bytes read forward, with what a zlib stream read past its end put back."""
-
-    def __init__(self, source: Readable) -> None:
-        self._source = source
-        self._back = b""
-        self.consumed = 0  # bytes of the pack handed out (the offset of the next one)
-
-    def read(self, n: int, /) -> bytes:
-        if self._back:
-            out, self._back = self._back[:n], self._back[n:]
-        else:
-            out = self._source.read(n)
-        self.consumed += len(out)
-        return out
-
-    def unread(self, data: bytes) -> None:
-        self._back = data + self._back
-        self.consumed -= len(data)
-
-    def exact(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            piece = self.read(n - len(out))
-            if not piece:
-                raise EOFError("git pack ends inside an object header")
-            out += piece
-        return out
-
-    def object_header(self) -> tuple[int, int]:
-        """(type, inflated size) of the object that starts here."""
-        c = self.exact(1)[0]
-        kind, size, shift = (c >> 4) & 7, c & 15, 4
-        while c & 0x80 and shift < 64:
-            c = self.exact(1)[0]
-            size |= (c & 0x7F) << shift
-            shift += 7
-        return kind, size
-
-    def varint(self) -> None:
-        """Skip an OFS_DELTA base offset."""
-        c, count = self.exact(1)[0], 1
-        while c & 0x80 and count < 10:
-            c, count = self.exact(1)[0], count + 1
-
-
-class _PackZlib:
-    """One object's zlib stream inside a pack; what follows its end goes back to the pack."""
-
-    def __init__(self, src: _PackSource) -> None:
-        self._src = src
-        self._decoder = zlib.decompressobj()
-        self._ended = False
-
-    def read(self, n: int, /) -> bytes:
-        d = self._decoder
-        while not self._ended:
-            data = d.unconsumed_tail or self._src.read(64 * 1024)
-            if not data:
-                raise EOFError("git pack ends inside an object")
-            out = d.decompress(data, n)
-            if d.eof:
-                self._ended = True
-                self._src.unread(d.unused_data)
-            if out:
-                return out
-        return b""
 
 
 class _ZstdFrames:
