@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import lz4.frame
 import pytest
@@ -75,6 +76,21 @@ def test_python_cryptography_keys_are_found_from_numbers_alone(
     print(f"python core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s")
 
 
+def _scan_one(path: Path, *options: str) -> dict[str, Any]:
+    """The one finding event `egress-guard scan --dry-run` prints for a file with keys."""
+    cli = [sys.executable, "-m", "agent.cli", "--log-format", "json", "scan"]
+    done = subprocess.run(
+        [*cli, *options, "--format", "jsonl", "--dry-run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    (event,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return cast(dict[str, Any], event)
+
+
 def test_scan_cli_names_the_process_and_the_keys_of_a_gcore_core(
     python_core: tuple[Path, set[str]], tmp_path: Path
 ) -> None:
@@ -89,28 +105,7 @@ def test_scan_cli_names_the_process_and_the_keys_of_a_gcore_core(
     config.write_text(
         f'[scan]\nchunk_mib = 4\noverlap_kib = 256\n[agent]\nstate_dir = "{tmp_path / "state"}"\n'
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "--log-format",
-            "json",
-            "scan",
-            "--config",
-            str(config),
-            "--format",
-            "jsonl",
-            "--dry-run",
-            str(core),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 1, done.stderr[-2000:]
-    (event,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    event = _scan_one(core, "--config", str(config))
     assert event["process"]["name"].startswith("python")
     assert event["process"]["pid"] > 0
     assert "python" in event["process"]["executable"]
@@ -145,26 +140,7 @@ def test_systemd_coredump_lz4_core_is_scanned_through_the_cli(
     core, expected = python_core
     packed = workdir / "core.python3.0.0123456789abcdef.4242.1700000000000000.lz4"
     packed.write_bytes(lz4.frame.compress(core.read_bytes()))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "--log-format",
-            "json",
-            "scan",
-            "--format",
-            "jsonl",
-            "--dry-run",
-            str(packed),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 1, done.stderr[-2000:]
-    (event,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    event = _scan_one(packed)
     found = event["egress_guard"]["findings"]
     assert expected <= {f["fingerprint"] for f in found}
     assert {f["container"] for f in found if f["fingerprint"] in expected} == {
