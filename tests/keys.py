@@ -32,6 +32,15 @@ def fingerprint(key: PrivateKeyTypes) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
+def bits_and_curve(key: PrivateKeyTypes) -> tuple[int | None, str | None]:
+    """What a finding should say in `bits` and `curve` for this key (None where it has none)."""
+    if isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
+        return key.key_size, None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.curve.key_size, key.curve.name
+    return None, None
+
+
 def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
@@ -40,6 +49,17 @@ def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 def cached_rsa(bits: int, index: int = 0) -> rsa.RSAPrivateKey:
     """RSA generation is slow for big keys: tests share one per (bits, index) per session."""
     return rsa_key(bits)
+
+
+def rsa2048(index: int = 0) -> rsa.RSAPrivateKey:
+    """The session's shared RSA 2048 key number `index`."""
+    return cached_rsa(2048, index)
+
+
+@cache
+def dsa1024() -> dsa.DSAPrivateKey:
+    """One DSA 1024 key per session (the size legacy PEM and openssl -text tests use)."""
+    return dsa.generate_private_key(key_size=1024)
 
 
 def ec_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:

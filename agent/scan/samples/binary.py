@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
@@ -106,21 +106,21 @@ def openssh_blob(key: PrivateKeyTypes, password: bytes | None = None) -> bytes:
     return base64.b64decode(body)
 
 
-def self_signed(key: PrivateKeyTypes) -> x509.Certificate:
-    """A minimal self-signed certificate for the key (PKCS#12 bags carry one beside the key)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egress-guard sample")])
+def self_signed(key: PrivateKeyTypes, name: str = "self-test") -> x509.Certificate:
+    """A one-day self-signed certificate for the key (EC/RSA sign with SHA-256, Ed* without)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())  # type: ignore[arg-type]
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=1))
     )
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return builder.sign(key, algorithm)  # type: ignore[arg-type]
+    unhashed = isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+    return builder.sign(key, None if unhashed else hashes.SHA256())  # type: ignore[arg-type]
 
 
 def pfx(key: PrivateKeyTypes, password: bytes | None) -> bytes:

@@ -18,13 +18,13 @@ import struct
 from collections.abc import Mapping, Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
 
 from agent.scan.samples import text as text_samples
 from agent.scan.samples.base import Sample, SampleMaker
+from agent.scan.samples.binary import self_signed
 from agent.scan.samples.text import embed, fingerprint
 
 _Enc = serialization.Encoding
@@ -228,27 +228,6 @@ def _der_len(n: int) -> bytes:
 
 def _tlv(tag: int, body: bytes) -> bytes:
     return bytes([tag]) + _der_len(len(body)) + body
-
-
-def self_signed(key: PrivateKeyTypes, name: str = "self-test") -> x509.Certificate:
-    """A one-day self-signed certificate for the key (EC/RSA sign with SHA-256, Ed* without)."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-    )
-    algorithm = (
-        None
-        if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
-        else hashes.SHA256()
-    )
-    return builder.sign(key, algorithm)  # type: ignore[arg-type]
 
 
 def _jks_protect(plain: bytes, password: str) -> bytes:

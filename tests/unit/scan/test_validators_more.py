@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa, x448
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x448
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +32,7 @@ from agent.scan.samples import more as enc
 from agent.scan.validators import VALIDATORS, Hit
 from agent.values import KeyFinding
 from tests import keys
+from tests.keys import dsa1024, rsa2048
 from tests.unit.scan import rulekit
 
 ENGINES = ("yara-x", "yara")
@@ -52,16 +53,6 @@ def run(validator: str, data: bytes, start: int = 0) -> list[KeyFinding]:
     return list(VALIDATORS[validator](hit))
 
 
-@cache
-def rsa2048(index: int = 0) -> rsa.RSAPrivateKey:
-    return keys.cached_rsa(2048, index)
-
-
-@cache
-def dsa1024() -> dsa.DSAPrivateKey:
-    return dsa.generate_private_key(key_size=1024)
-
-
 @dataclass(frozen=True)
 class Case:
     """A payload holding one key, where its finding must point, and what it must say."""
@@ -74,14 +65,6 @@ class Case:
     encrypted: bool = False
 
 
-def _size(key: PrivateKeyTypes) -> tuple[int | None, str | None]:
-    if isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
-        return key.key_size, None
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.curve.key_size, key.curve.name
-    return None, None
-
-
 def check_case(engine: str, case: Case) -> None:
     data = keys.plant(case.payload, before=BEFORE, after=BEFORE)
     findings = scan(engine, data)
@@ -91,7 +74,7 @@ def check_case(engine: str, case: Case) -> None:
     assert (f.format, f.algorithm, f.encrypted) == (case.fmt, case.algorithm, case.encrypted)
     assert f.offset == BEFORE + case.payload.index(case.anchor)
     assert f.fingerprint == keys.fingerprint(case.key)
-    assert (f.bits, f.curve) == _size(case.key)
+    assert (f.bits, f.curve) == keys.bits_and_curve(case.key)
 
 
 # ---- 3. hex DER -----------------------------------------------------------------------

@@ -12,22 +12,23 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import TypeVar
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa, x448
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x448
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from agent.scan import samples
 from agent.scan.rules import rule_metas
 from agent.scan.samples import text as enc
+from agent.scan.samples.binary import self_signed
 from agent.scan.validators import VALIDATORS, Hit
 from agent.values import KeyFinding
 from tests import keys
+from tests.keys import dsa1024, rsa2048
 from tests.unit.scan import rulekit
 
 RULE_FILES = ("pem.yar", "text.yar")
@@ -42,16 +43,6 @@ K = TypeVar("K", bound=PrivateKeyTypes)
 def scan(engine: str, data: bytes) -> list[KeyFinding]:
     """Every finding the text rules and their validators produce for `data`."""
     return rulekit.scan(engine, data, RULE_FILES)
-
-
-@cache
-def rsa2048(index: int = 0) -> rsa.RSAPrivateKey:
-    return keys.cached_rsa(2048, index)
-
-
-@cache
-def dsa1024() -> dsa.DSAPrivateKey:
-    return dsa.generate_private_key(key_size=1024)
 
 
 def b64(data: bytes) -> bytes:
@@ -402,17 +393,9 @@ def test_planted_key_gives_one_validated_finding(engine: str, case_id: str) -> N
         assert f.fingerprint is None
         return
     assert f.fingerprint == keys.fingerprint(case.key)
-    bits, curve = _size(case.key)
+    bits, curve = keys.bits_and_curve(case.key)
     assert (f.bits, f.curve) == (bits, curve)
     _assert_holds_no_key_text(f, case.payload)
-
-
-def _size(key: PrivateKeyTypes) -> tuple[int | None, str | None]:
-    if isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
-        return key.key_size, None
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.curve.key_size, key.curve.name
-    return None, None
 
 
 def _assert_holds_no_key_text(finding: KeyFinding, payload: bytes) -> None:
@@ -423,23 +406,6 @@ def _assert_holds_no_key_text(finding: KeyFinding, payload: bytes) -> None:
 
 
 # ---- negatives ------------------------------------------------------------------------
-
-
-def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    import datetime as dt
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-test")])
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
 
 
 def _der_int(x: int) -> bytes:
@@ -524,8 +490,8 @@ NEGATIVES: dict[str, Callable[[], bytes]] = {
             ]
         }
     ).encode(),
-    "certificate": lambda: _self_signed(rsa2048()).public_bytes(Enc.PEM),
-    "certificate-base64-der": lambda: b64(_self_signed(rsa2048()).public_bytes(Enc.DER)),
+    "certificate": lambda: self_signed(rsa2048()).public_bytes(Enc.PEM),
+    "certificate-base64-der": lambda: b64(self_signed(rsa2048()).public_bytes(Enc.DER)),
     "csr": lambda: (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
