@@ -89,9 +89,12 @@ class Running:
         return [json.loads(line) for line in out.stdout.splitlines()]
 
 
-def start_collector(tmp_path: Path, *, extra_config: str = "", port: int | None = None) -> Running:
+def start_collector(
+    tmp_path: Path, *, extra_config: str = "", port: int | None = None, token: str | None = None
+) -> Running:
+    """A collector process on 127.0.0.1 accepting `token` (a fresh one when not given)."""
     port = port or free_port()
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     (tmp_path / "tokens").write_text(f"{token} *\nbound-token agent-bound\n")
     config = tmp_path / "collector.toml"
     config.write_text(

@@ -98,8 +98,9 @@ def test_events_appended_while_the_collector_is_down_arrive_once_it_is_up(tmp_pa
     try:
         assert not shipper.flush(1.0)  # nobody listens: nothing can be delivered
         (tmp_path / "c").mkdir()
-        running = start_collector(tmp_path / "c", port=port)
-        (tmp_path / "c" / "tokens").write_text(f"{placeholder.token} *\n")
+        # the token is known from the start: written after, the shipper's first try could
+        # meet a 401 and wait out its 30 s back-off (seen once in CI)
+        running = start_collector(tmp_path / "c", port=port, token=placeholder.token)
         try:
             assert shipper.flush(30)
             assert sorted(stored_ids(running.db)) == sorted(ids)
