@@ -91,7 +91,7 @@ class NumberSearch:
         max_divisions: int = 20_000,
         keep_buffers: bool = False,
     ) -> None:
-        """`keep_buffers`: share this thread's classifier buffers (about 5 bytes per window
+        """`keep_buffers`: share this thread's classifier buffers (one byte per window
         cell) with later streams, for processes that keep window memory anyway (sweep,
         burst workers); otherwise they go with this stream (the idle daemon stays small).
         """
@@ -119,10 +119,10 @@ class NumberSearch:
         if ncells < 8:
             return ()
         cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
-        good, high = self._classifier.classify(cells)
+        good = self._classifier.classify(cells)
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
-        islands = Islands.from_cells(good, high, min_cells)
-        del cells, good, high
+        islands = Islands.from_cells(cells, good, min_cells)
+        del cells, good
         islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
         self._note_skipped()
         if len(islands.start) == 0:
