@@ -112,6 +112,33 @@ PYTHON_RSA = textwrap.dedent(
     """
 )
 
+PYTHON_EC = textwrap.dedent(
+    """
+    import sys
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    curves = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1(), "p521": ec.SECP521R1(),
+              "k256": ec.SECP256K1()}
+    held = []
+    for spec in sys.argv[1:]:  # generated:p256, decoded:p384, ...
+        how, name = spec.split(":")
+        key = ec.generate_private_key(curves[name])
+        if how == "decoded":
+            buf = bytearray(key.private_bytes(serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            del key
+            key = serialization.load_pem_private_key(bytes(buf), None)
+            buf[:] = bytes(len(buf))
+        key.sign(b"used once", ec.ECDSA(hashes.SHA256()))
+        held.append(key)
+        pub = key.public_key().public_bytes(serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+        print(pub.hex(), flush=True)
+    print("READY", flush=True)
+    sys.stdin.read()
+    """
+)
+
 PYTHON_PUBLIC_ONLY = textwrap.dedent(
     """
     import datetime, sys
@@ -199,7 +226,7 @@ def scan_numbers(
 ) -> NumberScan:
     """Feed a file (or bytes) to inspect() and NumberSearch in overlapping windows, as the scanner does."""
     out = NumberScan()
-    search = dumps.NumberSearch()
+    search: dumps.NumberSearch | None = None
     started = time.perf_counter()
     if isinstance(data_or_path, bytes):
         size = len(data_or_path)
@@ -213,8 +240,9 @@ def scan_numbers(
         while True:
             data = read(pos, chunk)
             last = pos + len(data) >= size
-            if pos == 0:
+            if search is None:
                 out.info = dumps.inspect(data, size)
+                search = dumps.NumberSearch(memory=out.info)
             own_end = len(data) if last else len(data) - overlap
             view = memoryview(data)
             out.findings += search.feed(view, pos, pos, pos + own_end)
@@ -227,7 +255,7 @@ def scan_numbers(
             os.close(fd)
     out.seconds = time.perf_counter() - started
     out.size = size
-    out.problems = list(search.problems)
+    out.problems = list(search.problems) if search is not None else []
     return out
 
 

@@ -268,7 +268,7 @@ class Scanner:
                         state.process = info.process
                 if self._wants_numbers(name, info):
                     numbers = dumps.NumberSearch(
-                        inventory=self.inventory, keep_buffers=window_memory_kept()
+                        inventory=self.inventory, keep_buffers=window_memory_kept(), memory=info
                     )
             own_end = len(data) if last else len(data) - overlap
             # a hole the windows skipped (see fd_windows) counts: its bytes are known zeros

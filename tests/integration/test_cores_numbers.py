@@ -117,6 +117,47 @@ def test_scan_cli_names_the_process_and_the_keys_of_a_gcore_core(
     ]
 
 
+def test_ec_keys_held_by_openssl_are_found_from_their_bignums(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """Generated and decoded EC keys of four curves, used once, then only held in memory.
+
+    No PEM or DER of them is left in the process (the decoded ones' buffer was
+    zeroed), so each is found as OpenSSL's BIGNUMs and proven by its public point;
+    through `egress-guard scan`, as a responder runs it.
+    """
+    specs = [
+        f"{how}:{curve}"
+        for how in ("generated", "decoded")
+        for curve in ("p256", "p384", "p521", "k256")
+    ]
+    with cores.holder(cores.python_argv(cores.PYTHON_EC, *specs)) as (proc, out):
+        core = cores.gcore(proc.pid, workdir)
+    expected = _fingerprints(out)
+    assert len(expected) == 8
+    result = cores.scan_numbers(core)
+    by_key = {f.fingerprint: f for f in result.findings}
+    assert expected <= set(by_key), sorted(f.curve or "" for f in result.findings)
+    assert {by_key[fp].curve for fp in expected} == {
+        "secp256r1",
+        "secp384r1",
+        "secp521r1",
+        "secp256k1",
+    }
+    assert all(by_key[fp].format == "ec-bignum-le" and by_key[fp].validated for fp in expected)
+    assert result.info is not None
+    assert all(result.info.address_of(by_key[fp].offset) for fp in expected)
+    event = _scan_one(core, "--config", str(_config(tmp_path)))
+    assert expected <= {f["fingerprint"] for f in event["egress_guard"]["findings"]}
+    core.unlink()
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n')
+    return config
+
+
 def test_systemd_coredump_zstd_core_is_an_elf_core_after_decompression(
     python_core: tuple[Path, set[str]], workdir: Path
 ) -> None:

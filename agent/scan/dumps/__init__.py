@@ -3,7 +3,8 @@
     inspect(head, total_size)  first window -> DumpInfo (kind, process, regions, problems) | None
     is_dump_name(name)         dump-like file names: the number search runs on them
     NumberSearch               RSA keys as bare numbers (p * q = n) in the windows fed to it;
-                               with an inventory also registered primes and EC scalars
+                               with the dump's address map also EC keys held by OpenSSL
+                               (`openssl_ec`); with an inventory registered primes and EC scalars
 
 Readers never raise on hostile bytes: a truncated or corrupt dump yields what
 could be read plus a DUMP_CORRUPT problem, and the file is still scanned as bytes.

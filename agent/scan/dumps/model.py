@@ -43,12 +43,25 @@ class DumpInfo:
     late_notes: LateParts | None = field(default=None, compare=False)
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _order: tuple[Region, ...] = field(init=False, repr=False, compare=False)
+    _addresses: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _by_address: tuple[Region, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # sorted once so address_of is a bisect, not a walk over thousands of mappings
         order = tuple(sorted(self.regions, key=lambda r: r.file_offset))
         object.__setattr__(self, "_order", order)
         object.__setattr__(self, "_starts", tuple(r.file_offset for r in order))
+        by_address = tuple(sorted(self.regions, key=lambda r: r.address))
+        object.__setattr__(self, "_by_address", by_address)
+        object.__setattr__(self, "_addresses", tuple(r.address for r in by_address))
+
+    def offset_of(self, address: int) -> int | None:
+        """The file offset holding a memory address, when the dump holds that address."""
+        i = bisect.bisect_right(self._addresses, address) - 1
+        for r in self._by_address[max(0, i - 2) : i + 1][::-1]:
+            if r.address <= address < r.address + r.size:
+                return r.file_offset + (address - r.address)
+        return None
 
     def address_of(self, offset: int) -> int | None:
         """The memory address of a file offset, when the offset is inside a region."""

@@ -47,7 +47,8 @@ from agent.scan.dumps.candidates import (
     unmerge,
     view_words,
 )
-from agent.scan.dumps.model import STAGE
+from agent.scan.dumps.model import STAGE, DumpInfo
+from agent.scan.dumps.openssl_ec import MAX_POINT_CHECKS, EcKeySearch
 from agent.values import ErrorType, KeyFinding, ScanProblem
 
 if TYPE_CHECKING:
@@ -90,10 +91,14 @@ class NumberSearch:
         max_keys: int = 64,
         max_divisions: int = 20_000,
         keep_buffers: bool = False,
+        memory: DumpInfo | None = None,
+        max_ec_point_checks: int = MAX_POINT_CHECKS,
     ) -> None:
         """`keep_buffers`: share this thread's classifier buffers (one byte per window
         cell) with later streams, for processes that keep window memory anyway (sweep,
         burst workers); otherwise they go with this stream (the idle daemon stays small).
+        `memory`: the dump's address map (ELF core, minidump), with which EC keys held
+        by OpenSSL are followed from their BIGNUMs (`openssl_ec`).
         """
         self.problems: list[ScanProblem] = []
         self._inventory = known.Matcher(inventory) if inventory is not None else None
@@ -107,6 +112,11 @@ class NumberSearch:
         self._found: set[int] = set()
         self._skipped_bytes = 0
         self._limit_noted = False
+        self._ec = (
+            EcKeySearch(memory, max_point_checks=max_ec_point_checks)
+            if memory is not None and memory.regions
+            else None
+        )
 
     # -- public -----------------------------------------------------------------
 
@@ -118,6 +128,11 @@ class NumberSearch:
         ncells = max(0, (len(window) - first) // 8)
         if ncells < 8:
             return ()
+        ec_keys: list[KeyFinding] = []
+        if self._ec is not None:
+            ec_keys = self._ec.feed(window, base_offset)
+            if self._ec.limit_reached:
+                self.note_limit("the EC key search reached its budget of point checks")
         cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
         good = self._classifier.classify(cells)
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
@@ -126,11 +141,11 @@ class NumberSearch:
         islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
         self._note_skipped()
         if len(islands.start) == 0:
-            return ()
+            return ec_keys
         search = _WindowSearch(
             self, window, base=base_offset, first=first, scan_from=scan_from, scan_to=scan_to
         )
-        findings = search.all_sizes(islands)
+        findings = ec_keys + search.all_sizes(islands)
         if self._inventory is not None:
             for view in VIEWS:
                 words = view_words(window, first, view)

@@ -1,0 +1,173 @@
+"""EC keys held as OpenSSL BIGNUMs in hand-built ELF cores: found when proven by their point, only then."""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.scan.dumps import NumberSearch, inspect
+from agent.scan.dumps.openssl_ec import CURVES, EcKeySearch
+from agent.values import ErrorType
+from tests import cores, keys
+
+BASE = 0x55D000000000
+SECURE, CONSTTIME, PUBLIC = 0x9, 0x5, 0x1  # BN_FLG_MALLOCED with SECURE / CONSTTIME / nothing
+_BY_NAME = {c.curve.name: c for c in CURVES}
+
+
+@dataclass
+class Heap:
+    """A glibc-like heap: 16-byte chunk headers, BIGNUM structs pointing at their limbs."""
+
+    data: bytearray = field(default_factory=lambda: bytearray(os.urandom(4096)))
+
+    def chunk(self, payload: bytes) -> int:
+        """Append a malloc chunk; the address of its payload."""
+        size = 16 + len(payload) + (-len(payload) % 16)
+        self.data += struct.pack("<QQ", 0, size | 1)
+        at = len(self.data)
+        self.data += payload + bytes(-len(payload) % 16)
+        return BASE + at
+
+    def bignum(self, value: int, limbs: int, flags: int, *, dmax: int | None = None) -> int:
+        """A BIGNUM of `value`; the address of its limbs."""
+        d = self.chunk(value.to_bytes(8 * limbs, "little"))
+        self.chunk(struct.pack("<QiiiI", d, limbs, dmax or limbs, 0, flags))
+        return d
+
+    def junk(self, size: int) -> None:
+        self.data += os.urandom(size)
+
+    def core(self) -> bytes:
+        return cores.build_elf_core([(BASE, bytes(self.data) + bytes(4096))])
+
+
+def _point(heap: Heap, key: ec.EllipticCurvePrivateKey, form: str) -> None:
+    """The public point as OpenSSL keeps it: affine or Jacobian, plain or Montgomery."""
+    c = _BY_NAME[key.curve.name]
+    nums = key.public_key().public_numbers()
+    p, r = c.p, (c.montgomery if "montgomery" in form else 1)
+    z = int.from_bytes(os.urandom(8 * c.limbs), "big") % p if "jacobian" in form else 1
+    x, y = nums.x * z * z % p, nums.y * z * z * z % p
+    for value in (x * r % p, y * r % p):
+        heap.bignum(value, c.limbs, PUBLIC)
+        heap.junk(512)
+    heap.bignum(z * r % p, 1 if z * r % p < 2**64 else c.limbs, PUBLIC)
+
+
+def _key_core(curve: ec.EllipticCurve, form: str, flags: int = SECURE) -> tuple[bytes, str, int]:
+    """A core holding one EC key's scalar and point; (core, fingerprint, scalar's address)."""
+    key = keys.ec_key(curve)
+    c = _BY_NAME[curve.name]
+    heap = Heap()
+    _point(heap, key, form)
+    heap.junk(3000)
+    at = heap.bignum(key.private_numbers().private_value, c.limbs, flags, dmax=c.limbs + 2)
+    heap.junk(2000)
+    return heap.core(), keys.fingerprint(key), at
+
+
+@pytest.mark.parametrize(
+    ("curve", "form", "flags"),
+    [
+        (ec.SECP256R1(), "jacobian montgomery", SECURE),  # a generated P-256 key
+        (ec.SECP384R1(), "jacobian plain", SECURE),  # a generated P-384 key
+        (ec.SECP256K1(), "affine montgomery", SECURE),
+        (ec.SECP521R1(), "affine plain", CONSTTIME),  # a decoded key
+        (ec.SECP256R1(), "affine plain", CONSTTIME),
+    ],
+)
+def test_key_held_as_bignums_is_found_and_proven_by_its_point(
+    curve: ec.EllipticCurve, form: str, flags: int
+) -> None:
+    data, fingerprint, address = _key_core(curve, form, flags)
+    result = cores.scan_numbers(data)
+    (finding,) = result.findings
+    assert (finding.fingerprint, finding.curve, finding.algorithm) == (
+        fingerprint,
+        curve.name,
+        "ec",
+    )
+    assert (finding.rule, finding.format, finding.validated) == (
+        "openssl_ec_bignum",
+        "ec-bignum-le",
+        True,
+    )
+    assert result.info is not None and result.info.address_of(finding.offset) == address
+    assert finding.bits == curve.key_size
+
+
+def test_scalar_without_its_point_is_never_a_finding() -> None:
+    """Any 32 bytes are a P-256 scalar: secret-flagged numbers beside another key's point are not keys."""
+    heap = Heap()
+    _point(heap, keys.ec_key(ec.SECP256R1()), "jacobian montgomery")
+    for _ in range(20):
+        heap.bignum(int.from_bytes(os.urandom(32), "big") >> 1, 4, SECURE)
+        heap.bignum(int.from_bytes(os.urandom(48), "big") >> 1, 6, CONSTTIME)
+    result = cores.scan_numbers(heap.core())
+    assert result.findings == []
+    assert result.problems == []
+
+
+def test_a_public_bignum_is_not_a_candidate_scalar() -> None:
+    """Only numbers OpenSSL marks secret are tried (a public value's point may be in memory too)."""
+    data, _, _ = _key_core(ec.SECP256R1(), "affine plain", flags=PUBLIC)
+    assert cores.scan_numbers(data).findings == []
+
+
+def test_structs_pointing_nowhere_or_out_of_the_window_are_skipped() -> None:
+    """Pointers outside the dump, into another window, and malformed structs cost nothing and raise nothing."""
+    key = keys.ec_key(ec.SECP256R1())
+    heap = Heap()
+    _point(heap, key, "affine plain")
+    scalar = key.private_numbers().private_value
+    # a struct pointing outside every region, one with dmax < top, one with neg set
+    heap.chunk(struct.pack("<QiiiI", 0x10, 4, 4, 0, SECURE))
+    heap.chunk(struct.pack("<QiiiI", BASE + 64, 4, 3, 0, SECURE))
+    heap.chunk(struct.pack("<QiiiI", BASE + 64, 4, 4, 1, SECURE))
+    # the key's limbs, then 256 KiB of junk, then its struct: windows of 128 KiB never hold both
+    d = heap.chunk(scalar.to_bytes(32, "little"))
+    heap.junk(256 * 1024)
+    heap.chunk(struct.pack("<QiiiI", d, 4, 4, 0, SECURE))
+    data = heap.core()
+    assert cores.scan_numbers(data, chunk=128 * 1024, overlap=16 * 1024).findings == []
+    (found,) = cores.scan_numbers(data).findings  # one window: followed
+    assert found.fingerprint == keys.fingerprint(key)
+
+
+def test_a_key_across_window_edges_is_reported_once() -> None:
+    """Overlapping windows see the key (and its point) twice or not whole: it is reported once."""
+    data, fingerprint, _ = _key_core(ec.SECP384R1(), "jacobian plain")
+    for chunk in (8192, 12288, 16384, 65536):
+        result = cores.scan_numbers(data, chunk=chunk, overlap=4096 + 2048)
+        assert [f.fingerprint for f in result.findings] == [fingerprint], chunk
+
+
+def test_point_checks_are_budgeted_per_stream() -> None:
+    """Each candidate costs a scalar multiplication: past the budget the search stops and says so."""
+    heap = Heap()
+    for _ in range(5):
+        heap.bignum(int.from_bytes(os.urandom(32), "big") >> 1, 4, SECURE)
+    data = heap.core()
+    info = inspect(data, len(data))
+    assert info is not None
+    search = EcKeySearch(info, max_point_checks=3)
+    assert search.feed(memoryview(data), 0) == []
+    assert search.limit_reached
+    numbers = NumberSearch(memory=info, max_ec_point_checks=3)
+    numbers.feed(memoryview(data), 0, 0, len(data))
+    (problem,) = numbers.problems
+    assert problem.error_type is ErrorType.HIT_LIMIT
+    assert "EC key search" in problem.detail
+
+
+def test_bignums_outside_any_dump_are_not_followed() -> None:
+    """Without an address map (a bare memory image) the EC search does not run; nothing raises."""
+    data, _, _ = _key_core(ec.SECP256R1(), "affine plain")
+    body = data[4096:]  # the heap without the ELF headers
+    assert inspect(body, len(body)) is None
+    assert cores.scan_numbers(body).findings == []
