@@ -116,20 +116,27 @@ PYTHON_EC = textwrap.dedent(
     """
     import sys
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
     curves = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1(), "p521": ec.SECP521R1(),
               "k256": ec.SECP256K1()}
+    okp = {"ed25519": ed25519.Ed25519PrivateKey, "x25519": x25519.X25519PrivateKey,
+           "ed448": ed448.Ed448PrivateKey, "x448": x448.X448PrivateKey}
     held = []
-    for spec in sys.argv[1:]:  # generated:p256, decoded:p384, ...
+    for spec in sys.argv[1:]:  # generated:p256, decoded:p384, generated:ed25519, ...
         how, name = spec.split(":")
-        key = ec.generate_private_key(curves[name])
+        key = okp[name].generate() if name in okp else ec.generate_private_key(curves[name])
         if how == "decoded":
             buf = bytearray(key.private_bytes(serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
             del key
             key = serialization.load_pem_private_key(bytes(buf), None)
             buf[:] = bytes(len(buf))
-        key.sign(b"used once", ec.ECDSA(hashes.SHA256()))
+        if name in curves:
+            key.sign(b"used once", ec.ECDSA(hashes.SHA256()))
+        elif name.startswith("ed"):
+            key.sign(b"used once")
+        else:
+            key.exchange(okp[name].generate().public_key())
         held.append(key)
         pub = key.public_key().public_bytes(serialization.Encoding.DER,
             serialization.PublicFormat.SubjectPublicKeyInfo)

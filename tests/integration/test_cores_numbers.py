@@ -124,27 +124,24 @@ def test_ec_keys_held_by_openssl_are_found_from_their_bignums(
 
     No PEM or DER of them is left in the process (the decoded ones' buffer was
     zeroed), so each is found as OpenSSL's BIGNUMs and proven by its public point;
-    through `egress-guard scan`, as a responder runs it.
+    through `egress-guard scan`, as a responder runs it. Ed25519, X25519, Ed448
+    and X448 keys are found from OpenSSL's ECX_KEY (private bytes beside the public).
     """
-    specs = [
-        f"{how}:{curve}"
-        for how in ("generated", "decoded")
-        for curve in ("p256", "p384", "p521", "k256")
-    ]
+    curves = ("p256", "p384", "p521", "k256", "ed25519", "x25519", "ed448", "x448")
+    specs = [f"{how}:{curve}" for how in ("generated", "decoded") for curve in curves]
     with cores.holder(cores.python_argv(cores.PYTHON_EC, *specs)) as (proc, out):
         core = cores.gcore(proc.pid, workdir)
     expected = _fingerprints(out)
-    assert len(expected) == 8
+    assert len(expected) == 16
     result = cores.scan_numbers(core)
     by_key = {f.fingerprint: f for f in result.findings}
     assert expected <= set(by_key), sorted(f.curve or "" for f in result.findings)
-    assert {by_key[fp].curve for fp in expected} == {
-        "secp256r1",
-        "secp384r1",
-        "secp521r1",
-        "secp256k1",
+    assert {by_key[fp].curve or by_key[fp].algorithm for fp in expected} == {
+        *("secp256r1", "secp384r1", "secp521r1", "secp256k1"),
+        *("ed25519", "x25519", "ed448", "x448"),
     }
-    assert all(by_key[fp].format == "ec-bignum-le" and by_key[fp].validated for fp in expected)
+    assert {by_key[fp].format for fp in expected} == {"ec-bignum-le", "okp-openssl"}
+    assert all(by_key[fp].validated for fp in expected)
     assert result.info is not None
     assert all(result.info.address_of(by_key[fp].offset) for fp in expected)
     event = _scan_one(core, "--config", str(_config(tmp_path)))

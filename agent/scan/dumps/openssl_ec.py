@@ -1,4 +1,4 @@
-"""EC private keys in a process's memory, found through OpenSSL's BIGNUMs and proven by their points.
+"""EC and EdDSA/ECDH private keys in a process's memory, found through OpenSSL's structs, proven by their public halves.
 
 A process that uses OpenSSL (C, Python `cryptography`, nginx, Node, ...)
 holds an EC key as numbers: the private scalar in a BIGNUM flagged as secret
@@ -21,18 +21,22 @@ needs the dump's address map):
 3. d is a key when some BIGNUM of the window is Q's x, affine or as X = x*Z^2
    for another BIGNUM Z of the window, in plain or Montgomery form (R =
    2^(64*limbs)). A chance match has probability about 2^-256.
-Cost: two passes over the window's cells (a range test on the struct's
-second cell) and a scalar multiplication per secret BIGNUM of a curve's size.
+Ed25519, X25519, Ed448 and X448 keys live in an ECX_KEY struct: a pointer to
+the private bytes, their length and the key type, with the public key stored
+inline just before; a key is one whose private bytes give that public key.
+Cost: four passes over the window's cells (a range test on each struct's
+second cell) and one scalar multiplication per candidate.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
 
 from agent.logs import get_logger
 from agent.scan import keymath
@@ -42,6 +46,7 @@ from agent.values import KeyFinding
 log = get_logger("agent.scan.dumps")
 
 RULE = "openssl_ec_bignum"
+RULE_ECX = "openssl_ecx_key"
 BN_FLG_CONSTTIME = 0x04
 BN_FLG_SECURE = 0x08
 MAX_FLAGS = 0x40  # BN_FLG_* bits in use stay below this
@@ -139,8 +144,126 @@ def bignums(window: memoryview, base: int, memory: DumpInfo) -> list[BigNum]:
     return out
 
 
+# OpenSSL 3 ECX_KEY: {libctx*, propq*, haspubkey:1, pubkey[57], privkey*, keylen, type, refs, ...}:
+# the public key starts 63 bytes before the privkey pointer (measured); 1.1.1 has no keylen
+_ECX_TYPES: dict[int, tuple[int, str]] = {
+    0: (32, "x25519"),
+    1: (56, "x448"),
+    2: (32, "ed25519"),
+    3: (57, "ed448"),
+}
+_ECX_PUBLIC_BEFORE = 80  # bytes before the privkey pointer searched for the public key
+_KEYLEN_LOW, _KEYLEN_SPAN = np.uint64(32), np.uint64(57 - 32)
+_MAX_REFS = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class EcxKey:
+    """An OpenSSL ECX_KEY whose private bytes generate the public key stored beside them."""
+
+    algorithm: str
+    offset: int  # stream offset of the private bytes
+    public: (
+        ed25519.Ed25519PublicKey
+        | x25519.X25519PublicKey
+        | ed448.Ed448PublicKey
+        | x448.X448PublicKey
+    )
+
+
+def ecx_keys(
+    window: memoryview, base: int, memory: DumpInfo, spend: Callable[[], bool] = lambda: True
+) -> list[EcxKey]:
+    """ECX_KEY structs in this window whose private bytes (also in it) give their public key.
+
+    `spend` is asked before each derivation (a scalar multiplication); False stops the search.
+    """
+    first = (-base) % 8
+    count = max(0, (len(window) - first) // 8)
+    if count < 3:
+        return []
+    cells = np.frombuffer(window, dtype="<u8", count=count, offset=first)
+    idx = _blocks(cells, _KEYLEN_LOW, _KEYLEN_SPAN, _ecx_fields)
+    out: list[EcxKey] = []
+    end = base + len(window)
+    for i, pointer, meta in zip(
+        idx.tolist(), cells[idx - 1].tolist(), cells[idx + 1].tolist(), strict=True
+    ):
+        size, algorithm = _ECX_TYPES[meta & 0xFFFFFFFF]
+        at = memory.offset_of(pointer)
+        if at is None or at < base or at + size > end:
+            continue
+        if not spend():
+            break
+        public = _ecx_public(algorithm, bytes(window[at - base : at - base + size]))
+        if public is None:
+            continue
+        pointer_at = first + 8 * (i - 1)
+        stored = window[max(0, pointer_at - _ECX_PUBLIC_BEFORE) : pointer_at]
+        if public.public_bytes_raw() in bytes(stored):
+            out.append(EcxKey(algorithm, at, public))
+    return out
+
+
+def _ecx_public(
+    algorithm: str, private: bytes
+) -> (
+    ed25519.Ed25519PublicKey
+    | x25519.X25519PublicKey
+    | ed448.Ed448PublicKey
+    | x448.X448PublicKey
+    | None
+):
+    try:
+        if algorithm == "ed25519":
+            return ed25519.Ed25519PrivateKey.from_private_bytes(private).public_key()
+        if algorithm == "x25519":
+            return x25519.X25519PrivateKey.from_private_bytes(private).public_key()
+        if algorithm == "ed448":
+            return ed448.Ed448PrivateKey.from_private_bytes(private).public_key()
+        return x448.X448PrivateKey.from_private_bytes(private).public_key()
+    except ValueError:
+        return None
+
+
+def _ecx_fields(
+    second: npt.NDArray[np.uint64], third: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.bool_]:
+    """keylen, then type (low half) and reference count (high half) agreeing with it."""
+    kind, refs = third & _LOW32, third >> _HIGH
+    ok: npt.NDArray[np.bool_] = (kind <= 3) & (refs >= 1) & (refs <= _MAX_REFS)
+    sizes = np.array([_ECX_TYPES[k][0] for k in sorted(_ECX_TYPES)], dtype=np.uint64)
+    ok &= second == sizes[np.minimum(kind, 3).astype(np.intp)]
+    return ok
+
+
+def _bignum_fields(
+    second: npt.NDArray[np.uint64], third: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.bool_]:
+    """top in 4/6/9, top <= dmax, neg = 0, small flags."""
+    top, dmax = second & _LOW32, second >> _HIGH
+    neg, flags = third & _LOW32, third >> _HIGH
+    ok: npt.NDArray[np.bool_] = (
+        np.isin(top, _LIMB_LIST) & (top <= dmax) & (neg == 0) & (flags < MAX_FLAGS)
+    )
+    return ok
+
+
 def _struct_cells(cells: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     """Indices i of BIGNUM-like structs' second cells (top in 4/6/9, top <= dmax <= 64, neg = 0)."""
+    return _blocks(cells, _CELL_LOW, _CELL_SPAN, _bignum_fields)
+
+
+def _blocks(
+    cells: npt.NDArray[np.uint64],
+    low: np.uint64,
+    span: np.uint64,
+    fields: Callable[[npt.NDArray[np.uint64], npt.NDArray[np.uint64]], npt.NDArray[np.bool_]],
+) -> npt.NDArray[np.int64]:
+    """Indices i (1 <= i < n-1) with low <= cells[i] <= low + span and `fields(cells[i], cells[i+1])`.
+
+    The range test runs over the window in cache-sized blocks; `fields` only on what it kept.
+    """
     n = len(cells)
     scratch = np.empty(min(n, _BLOCK_CELLS), dtype=np.uint64)
     hit = np.empty(min(n, _BLOCK_CELLS), dtype=np.bool_)
@@ -149,16 +272,12 @@ def _struct_cells(cells: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     for s in range(1, n - 1, _BLOCK_CELLS):
         e = min(n - 1, s + _BLOCK_CELLS)
         t, h = scratch[: e - s], hit[: e - s]
-        np.subtract(cells[s:e], _CELL_LOW, out=t)  # wraps below the range
-        np.less_equal(t, _CELL_SPAN, out=h)
+        np.subtract(cells[s:e], low, out=t)  # wraps below the range
+        np.less_equal(t, span, out=h)
         where = np.flatnonzero(h) + s
         if len(where) == 0:
             continue
-        second, third = cells[where], cells[where + 1]
-        top, dmax = second & _LOW32, second >> _HIGH
-        neg, flags = third & _LOW32, third >> _HIGH
-        keep = np.isin(top, _LIMB_LIST) & (top <= dmax) & (neg == 0) & (flags < MAX_FLAGS)
-        where = where[keep]
+        where = where[fields(cells[where], cells[where + 1])]
         if len(where):
             found.append(where)
             total += len(where)
@@ -183,9 +302,10 @@ class EcKeySearch:
 
         (Not only the window owning the scalar: its point may sit in the overlap before it.)
         """
+        out = self._ecx(window, base)
         numbers = bignums(window, base, self._memory)
         if not any(b.private for b in numbers):
-            return []
+            return out
         values: dict[int, set[int]] = {}
         public: dict[int, list[BigNum]] = {}
         for b in numbers:
@@ -194,22 +314,47 @@ class EcKeySearch:
                 public.setdefault(b.limbs, []).append(b)
         for group in public.values():
             group.sort(key=lambda b: b.offset)
-        out: list[KeyFinding] = []
         for b in numbers:
             if not b.private:
                 continue
             for curve in CURVES:
                 if curve.limbs != b.limbs or not 0 < b.value < curve.n:
                     continue
-                if self._checks_left <= 0:
-                    self.limit_reached = True
+                if not self._spend():
                     return out
-                self._checks_left -= 1
                 zs = _nearest(public.get(b.limbs, []), b.offset)
                 finding = self._prove(b, curve, values[b.limbs], zs)
                 if finding is not None:
                     out.append(finding)
                     break
+        return out
+
+    def _spend(self) -> bool:
+        """Take one scalar multiplication from the stream's budget; False when it is spent."""
+        if self._checks_left <= 0:
+            self.limit_reached = True
+            return False
+        self._checks_left -= 1
+        return True
+
+    def _ecx(self, window: memoryview, base: int) -> list[KeyFinding]:
+        out: list[KeyFinding] = []
+        for key in ecx_keys(window, base, self._memory, self._spend):
+            fingerprint = keymath.fingerprint(key.public)
+            if fingerprint in self._found:
+                continue
+            self._found.add(fingerprint)
+            log.debug("dumps.key_found", algorithm=key.algorithm, offset=key.offset)
+            out.append(
+                KeyFinding(
+                    rule=RULE_ECX,
+                    format="okp-openssl",
+                    algorithm=key.algorithm,
+                    offset=key.offset,
+                    validated=True,
+                    fingerprint=fingerprint,
+                )
+            )
         return out
 
     def _prove(

@@ -7,7 +7,8 @@ import struct
 from dataclasses import dataclass, field
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
 
 from agent.scan.dumps import NumberSearch, inspect
 from agent.scan.dumps.openssl_ec import CURVES, EcKeySearch
@@ -37,6 +38,14 @@ class Heap:
         """A BIGNUM of `value`; the address of its limbs."""
         d = self.chunk(value.to_bytes(8 * limbs, "little"))
         self.chunk(struct.pack("<QiiiI", d, limbs, dmax or limbs, 0, flags))
+        return d
+
+    def ecx(self, private: bytes, public: bytes, kind: int, *, refs: int = 1) -> int:
+        """An OpenSSL 3 ECX_KEY and its private bytes; the address of the private bytes."""
+        d = self.chunk(private)
+        body = struct.pack("<QQ", BASE + 8, 0) + b"\x01" + public.ljust(57, b"\0")
+        body = body.ljust(80, b"\0") + struct.pack("<QQII", d, len(private), kind, refs)
+        self.chunk(body + struct.pack("<Q", BASE + 16))
         return d
 
     def junk(self, size: int) -> None:
@@ -152,12 +161,14 @@ def test_point_checks_are_budgeted_per_stream() -> None:
     heap = Heap()
     for _ in range(5):
         heap.bignum(int.from_bytes(os.urandom(32), "big") >> 1, 4, SECURE)
+        private, _ = _raw(ed25519.Ed25519PrivateKey.generate())
+        heap.ecx(private, bytes(32), 2)
     data = heap.core()
     info = inspect(data, len(data))
     assert info is not None
-    search = EcKeySearch(info, max_point_checks=3)
+    search = EcKeySearch(info, max_point_checks=8)
     assert search.feed(memoryview(data), 0) == []
-    assert search.limit_reached
+    assert search.limit_reached  # 5 ECX keys and 5 scalars are 10 checks
     numbers = NumberSearch(memory=info, max_ec_point_checks=3)
     numbers.feed(memoryview(data), 0, 0, len(data))
     (problem,) = numbers.problems
@@ -171,3 +182,55 @@ def test_bignums_outside_any_dump_are_not_followed() -> None:
     body = data[4096:]  # the heap without the ELF headers
     assert inspect(body, len(body)) is None
     assert cores.scan_numbers(body).findings == []
+
+
+_RAW = serialization.Encoding.Raw
+_OKP = {
+    "x25519": (x25519.X25519PrivateKey, 0),
+    "x448": (x448.X448PrivateKey, 1),
+    "ed25519": (ed25519.Ed25519PrivateKey, 2),
+    "ed448": (ed448.Ed448PrivateKey, 3),
+}
+
+
+def _raw(
+    key: ed25519.Ed25519PrivateKey
+    | x25519.X25519PrivateKey
+    | ed448.Ed448PrivateKey
+    | x448.X448PrivateKey,
+) -> tuple[bytes, bytes]:
+    private = key.private_bytes(_RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    return private, key.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+
+
+@pytest.mark.parametrize("algorithm", sorted(_OKP))
+def test_ecx_key_is_found_when_its_private_bytes_give_the_public_beside_them(
+    algorithm: str,
+) -> None:
+    cls, kind = _OKP[algorithm]
+    key = cls.generate()
+    heap = Heap()
+    address = heap.ecx(*_raw(key), kind)
+    heap.junk(1000)
+    result = cores.scan_numbers(heap.core())
+    (finding,) = result.findings
+    assert (finding.algorithm, finding.format, finding.rule) == (
+        algorithm,
+        "okp-openssl",
+        "openssl_ecx_key",
+    )
+    assert finding.fingerprint == keys.fingerprint(key)
+    assert result.info is not None and result.info.address_of(finding.offset) == address
+
+
+def test_ecx_look_alikes_are_not_keys() -> None:
+    """Another key's public half, no public half, a type that disagrees with the length: nothing."""
+    heap = Heap()
+    private, _ = _raw(ed25519.Ed25519PrivateKey.generate())
+    _, other = _raw(ed25519.Ed25519PrivateKey.generate())
+    heap.ecx(private, other, 2)
+    heap.ecx(private, bytes(32), 2)
+    ed448_private, ed448_public = _raw(ed448.Ed448PrivateKey.generate())
+    heap.ecx(ed448_private, ed448_public, 2)  # type says Ed25519, length says 57
+    heap.ecx(private, _raw(ed25519.Ed25519PrivateKey.from_private_bytes(private))[1], 2, refs=0)
+    assert cores.scan_numbers(heap.core()).findings == []
