@@ -49,3 +49,19 @@ rule cng_ecc_private_blob
     condition:
         $k
 }
+
+rule pvk_encrypted_private_key
+{
+    meta:
+        validator = "pvk"
+        format = "pvk-encrypted"
+        severity = "high"
+        anchor = "start"
+        description = "Passphrase-protected PVK file (Microsoft private key file; openssl -outform PVK, pvk2pfx inputs)"
+        selftest = "pvk_encrypted_rsa,pvk_encrypted_dsa"
+    condition:
+        // No strings: a PVK file starts with its magic, reserved 0, the key spec and the
+        // encrypted flag. A condition on the first bytes adds no atom to YARA-X's fast path
+        // (see rules/README.md); a clear PVK is found by capi_rsa_privatekeyblob inside it.
+        uint32(0) == 0xB0B5F11E and uint32(4) == 0 and uint32(12) == 1
+}

@@ -57,3 +57,17 @@ rule base64_der_private_key
     condition:
         any of them
 }
+
+rule sshcom_private_key
+{
+    meta:
+        validator = "sshcom"
+        format = "sshcom"
+        severity = "high"
+        description = "ssh.com / Tectia private key (puttygen -O private-sshcom), RSA or DSA, clear or 3DES-encrypted"
+        selftest = "sshcom_rsa,sshcom_dsa,sshcom_encrypted"
+    strings:
+        $a = "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----"
+    condition:
+        $a
+}

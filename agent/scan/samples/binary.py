@@ -11,6 +11,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import os
 import secrets
 import struct
 from collections.abc import Mapping
@@ -329,6 +330,30 @@ def base64_pkcs12_password() -> Sample:
     return Sample(b"PFX=" + base64.b64encode(pfx(key, b"hunter2")) + b"\n", None)
 
 
+def pvk_encrypted(bits: int, *, dsa: bool = False) -> bytes:
+    """A passphrase-protected PVK file as `openssl rsa -outform PVK -pvk-strong` writes one.
+
+    The blob after its BLOBHEADER is RC4 ciphertext: random bytes of the right length.
+    """
+    if dsa:
+        length, spec, alg = 80 + 2 * (bits // 8), 2, 0x2200  # AT_SIGNATURE, CALG_DSS_SIGN
+    else:
+        length, spec, alg = 20 + 9 * bits // 16, 1, _CALG_RSA_KEYX
+    header = struct.pack("<6I", 0xB0B5F11E, 0, spec, 1, 16, length)
+    blob_header = struct.pack("<BBHI", 0x07, 0x02, 0, alg)
+    return header + os.urandom(16) + blob_header + os.urandom(length - 8)
+
+
+def pvk_encrypted_rsa() -> Sample:
+    """Encrypted PVK of an RSA 2048 key (nothing of the key is in clear)."""
+    return Sample(pvk_encrypted(2048), None)
+
+
+def pvk_encrypted_dsa() -> Sample:
+    """Encrypted PVK of a DSA 1024 key."""
+    return Sample(pvk_encrypted(1024, dsa=True), None)
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     maker.__name__: maker
     for maker in (
@@ -351,5 +376,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
         base64_pkcs12_json,
         base64_pkcs12_wrapped_rsa,
         base64_pkcs12_password,
+        pvk_encrypted_rsa,
+        pvk_encrypted_dsa,
     )
 }

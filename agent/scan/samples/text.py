@@ -396,6 +396,50 @@ def _b64_ed25519() -> Sample:
     return Sample(embed(b"key: " + text + b"\n"), fingerprint(key))
 
 
+def sshcom(key: rsa.RSAPrivateKey | dsa.DSAPrivateKey, *, encrypted: bool = False) -> bytes:
+    """The key as `puttygen -O private-sshcom` writes it (PuTTY's import.c, sshcom_write).
+
+    An encrypted one carries random bytes of the right length for its 3DES
+    ciphertext: a scanner cannot decrypt it either way.
+    """
+
+    def mpint(x: int) -> bytes:
+        return x.bit_length().to_bytes(4, "big") + x.to_bytes((x.bit_length() + 7) // 8, "big")
+
+    def string(b: bytes) -> bytes:
+        return len(b).to_bytes(4, "big") + b
+
+    if isinstance(key, rsa.RSAPrivateKey):
+        r = key.private_numbers()
+        kind = b"if-modn{sign{rsa-pkcs1-sha1},encrypt{rsa-pkcs1v2-oaep}}"
+        parts = [r.public_numbers.e, r.d, r.public_numbers.n, r.iqmp, r.p, r.q]
+        material = b"".join(mpint(x) for x in parts)
+    else:
+        d = key.private_numbers()
+        pn = d.public_numbers.parameter_numbers
+        kind = b"dl-modp{sign{dsa-nist-sha1},dh{plain}}"
+        parts = [pn.p, pn.g, pn.q, d.public_numbers.y, d.x]
+        material = bytes(4) + b"".join(mpint(x) for x in parts)
+    data = len(material).to_bytes(4, "big") + material
+    if encrypted:
+        data = os.urandom(len(data) + (-len(data) % 8))
+    body = string(kind) + string(b"3des-cbc" if encrypted else b"none") + string(data)
+    blob = (0x3F6FF9EB).to_bytes(4, "big") + (8 + len(body)).to_bytes(4, "big") + body
+    text = base64.b64encode(blob).decode()
+    lines = [text[i : i + 70] for i in range(0, len(text), 70)]
+    return (
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\n"
+        + 'Comment: "rsa-key-20261123 with a header long enough to be continued on the \\\n'
+        + 'next line"\n'
+        + "\n".join(lines)
+        + "\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\n"
+    ).encode()
+
+
+def _sshcom(key: rsa.RSAPrivateKey | dsa.DSAPrivateKey, *, encrypted: bool = False) -> Sample:
+    return Sample(embed(sshcom(key, encrypted=encrypted)), None if encrypted else fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "pem_pkcs8_rsa": lambda: _pem_sample(_rsa()),
     "pem_pkcs8_ec": lambda: _pem_sample(ec.generate_private_key(ec.SECP256R1())),
@@ -430,4 +474,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "base64_der_pkcs8_rsa_env": _b64_env,
     "base64_der_sec1_ec_json": _b64_json,
     "base64_der_pkcs8_ed25519": _b64_ed25519,
+    "sshcom_rsa": lambda: _sshcom(_rsa()),
+    "sshcom_dsa": lambda: _sshcom(dsa.generate_private_key(2048)),
+    "sshcom_encrypted": lambda: _sshcom(_rsa(), encrypted=True),
 }

@@ -93,6 +93,7 @@ _WHERE: Mapping[str, tuple[str, str]] = {
     "der": ("der", "validate"),
     "base64_der": ("base64der", "validate"),  # base64 DER without armour
     "capi_blob": ("blobs", "validate_capi"),  # CryptoAPI PRIVATEKEYBLOB
+    "pvk": ("blobs", "validate_pvk"),  # encrypted PVK files (a clear one is a PRIVATEKEYBLOB)
     "cng_rsa": ("blobs", "validate_cng_rsa"),  # BCRYPT_RSAPRIVATE_BLOB / RSAFULLPRIVATE
     "cng_ecc": ("blobs", "validate_cng_ecc"),  # BCRYPT_ECCPRIVATE_BLOB
     "openssh_binary": ("openssh", "validate_binary"),  # openssh-key-v1 without armour
@@ -113,6 +114,7 @@ _WHERE: Mapping[str, tuple[str, str]] = {
     "gnupg": ("gnupg", "validate"),
     # unarmoured OpenPGP secret keys at a stream's start (gpg --export-secret-keys)
     "pgp_binary": ("pgp", "validate_binary"),
+    "sshcom": ("sshcom", "validate"),  # ssh.com / Tectia (puttygen -O private-sshcom)
 }
 
 VALIDATORS: Mapping[str, Validator] = _Validators(_WHERE)

@@ -154,3 +154,60 @@ def _read_numbers(
         out.append(int.from_bytes(data[pos : pos + size], order))
         pos += size
     return tuple(out)
+
+
+# PVK (Microsoft's private key file; `openssl rsa -outform PVK`): magic, reserved, key spec,
+# encrypted flag, salt length, blob length; then the salt and a PRIVATEKEYBLOB whose
+# BLOBHEADER stays in clear while the rest is RC4-encrypted
+PVK_MAGIC = 0xB0B5F11E
+_PVK_HEAD = struct.Struct("<6I")
+_PVK_ALGORITHMS = {0xA400: "rsa", 0x2400: "rsa", 0x2200: "dsa"}  # CALG_RSA_KEYX, _SIGN, DSS_SIGN
+MAX_PVK_SALT = 64
+MAX_PVK_BLOB = 64 * 1024
+
+
+def validate_pvk(hit: Hit) -> Sequence[KeyFinding]:
+    """An encrypted PVK file at the hit (a clear one is the PRIVATEKEYBLOB rule's finding).
+
+    Plausible when the header, the clear BLOBHEADER and the blob length agree
+    with a key size of the algorithm it names; nothing more can be known
+    without the passphrase.
+    """
+    head = bytes(hit.data[hit.start : hit.start + _PVK_HEAD.size])
+    if len(head) != _PVK_HEAD.size:
+        return ()
+    magic, reserved, spec, encrypted, salt, length = _PVK_HEAD.unpack(head)
+    if magic != PVK_MAGIC or reserved or spec not in (1, 2) or encrypted != 1:
+        return ()
+    if not 1 <= salt <= MAX_PVK_SALT or not 8 < length <= MAX_PVK_BLOB:
+        return ()
+    blob_at = hit.start + _PVK_HEAD.size + salt
+    blob = bytes(hit.data[blob_at : blob_at + 8])
+    if len(blob) != 8 or blob[0] != 0x07 or blob[1] != 0x02 or blob[2:4] != b"\0\0":
+        return ()
+    algorithm = _PVK_ALGORITHMS.get(struct.unpack_from("<I", blob, 4)[0])
+    if algorithm is None:
+        return ()
+    bits = _pvk_bits(algorithm, length)
+    if bits is None:
+        return ()
+    return (
+        hit.finding(
+            format="pvk-encrypted", algorithm=algorithm, bits=bits, validated=True, encrypted=True
+        ),
+    )
+
+
+def _pvk_bits(algorithm: str, length: int) -> int | None:
+    """The key size a PRIVATEKEYBLOB of `length` bytes holds, when the length fits one."""
+    if algorithm == "rsa":
+        # BLOBHEADER 8 + RSAPUBKEY 12 + n, d (bits/8 each) + p, q, dP, dQ, qInv (bits/16 each)
+        body = length - 20
+        bits = body * 16 // 9
+    else:
+        # BLOBHEADER 8 + DSSPUBKEY 8 + p, g (bits/8) + q, x (20 each) + DSSSEED 24
+        body = length - 8 - 8 - 20 - 20 - 24
+        bits = body * 8 // 2
+    exact = body * 16 % 9 == 0 if algorithm == "rsa" else True
+    ok = exact and body > 0 and bits % 64 == 0 and MIN_BITS <= bits <= MAX_BITS
+    return bits if ok else None

@@ -138,6 +138,7 @@ def test_random_bytes_after_a_real_header_never_validate(case: str, cut: int, ta
         "pkcs12",
         "base64_pkcs12",
         "pgp_binary",
+        "pvk",
     ],
 )
 @FUZZ

@@ -144,3 +144,37 @@ def test_base64_der_of_random_der_like_bytes_is_never_a_validated_key(der: bytes
     """Base64 of random bytes behind a SEQUENCE header never raises and never validates."""
     data = base64.b64encode(b"\x30\x82" + len(der).to_bytes(2, "big") + der)
     assert not any(f.validated for f in run("base64_der", data, 0, 8))
+
+
+@cache
+def real_sshcom() -> bytes:
+    return enc.sshcom(keys.rsa2048())
+
+
+@FUZZ
+@given(blob=st.binary(max_size=1500), magic=st.booleans())
+def test_sshcom_random_blob_is_never_a_validated_key(blob: bytes, magic: bool) -> None:
+    """Random bytes in real ssh.com armour (with or without a right magic and length) never validate."""
+    if magic:
+        blob = (0x3F6FF9EB).to_bytes(4, "big") + (len(blob) + 8).to_bytes(4, "big") + blob
+    body = base64.b64encode(blob).decode()
+    text = (
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\n"
+        + body
+        + "\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\n"
+    )
+    assert not any(f.validated for f in run("sshcom", text.encode(), 0, 10))
+
+
+@FUZZ
+@given(at=st.integers(min_value=0, max_value=10_000), bit=st.integers(min_value=0, max_value=7))
+def test_sshcom_with_one_bit_flipped_is_refused_or_still_the_same_key(at: int, bit: int) -> None:
+    """A flipped bit anywhere in a real key's blob never raises and never names another key."""
+    text = real_sshcom()
+    head, _, rest = text.partition(b'line"\n')
+    body, _, tail = rest.partition(b"\n---- END")
+    blob = bytearray(base64.b64decode(body.replace(b"\n", b"")))
+    blob[at % len(blob)] ^= 1 << bit
+    data = head + b'line"\n' + base64.b64encode(bytes(blob)) + b"\n---- END" + tail
+    expected = keys.fingerprint(keys.rsa2048())
+    assert all(f.fingerprint == expected for f in run("sshcom", data, 0, 10) if f.validated)

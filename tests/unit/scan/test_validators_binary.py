@@ -605,7 +605,7 @@ def test_every_binary_selftest_sample_validates_under_its_rule(rules: CompiledRu
                 for m in rules.scan(sample.data):
                     if m.rule != rule:
                         continue
-                    for off, ln in m.matches:
+                    for off, ln in m.spots(0):
                         found += VALIDATORS[str(m.meta["validator"])](
                             Hit(m.rule, m.meta, view, off, off + ln, 0)
                         )
