@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/cores.py [/tmp/eg-cores] [--reuse] [--jobs 2]
 
-Starts Python processes that generate RSA keys with `cryptography` (never
-serialised: the keys live only as OpenSSL BIGNUM limbs, as in a real server)
+Starts Python processes that generate RSA, EC and Ed25519 keys with
+`cryptography` (never serialised: the keys live only as OpenSSL's numbers and
+structs, as in a real server)
 and hold a few hundred MiB of heap (random bytes, Python objects, or a mix),
 captures each with `gcore` (gdb), and kills them. Then, page cache warm, times
 `egress-guard sweep --dry-run` (number search on) and `yara -r -p 2` with the
@@ -28,13 +29,23 @@ from measure import EGRESS_GUARD, PYTHON, MiB
 CHILD = r"""
 import hashlib, json, os, random, sys
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-bits = [int(b) for b in sys.argv[1].split(",")]
+specs = sys.argv[1].split(",")
 kind, heap_mib = sys.argv[2], int(sys.argv[3])
-keys = [rsa.generate_private_key(public_exponent=65537, key_size=b) for b in bits]
-for k in keys:  # use each key once, as a server would after start-up
-    k.sign(b"hello", padding.PKCS1v15(), hashes.SHA256())
+curves = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1()}
+keys = []
+for spec in specs:  # use each key once, as a server would after start-up
+    if spec.startswith("rsa"):
+        k = rsa.generate_private_key(public_exponent=65537, key_size=int(spec[3:]))
+        k.sign(b"hello", padding.PKCS1v15(), hashes.SHA256())
+    elif spec == "ed25519":
+        k = ed25519.Ed25519PrivateKey.generate()
+        k.sign(b"hello")
+    else:
+        k = ec.generate_private_key(curves[spec])
+        k.sign(b"hello", ec.ECDSA(hashes.SHA256()))
+    keys.append(k)
 fps = [
     "sha256:" + hashlib.sha256(k.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
@@ -58,11 +69,11 @@ print("READY " + json.dumps(fps), flush=True)
 sys.stdin.read()
 """
 
-# (name, key sizes, heap kind, heap MiB)
+# (name, keys, heap kind, heap MiB)
 CORES = (
-    ("random-heap", "2048", "random", 300),
-    ("object-heap", "3072,4096", "objects", 300),
-    ("mixed-heap", "2048,2048", "mixed", 200),
+    ("random-heap", "rsa2048,ec-p256", "random", 300),
+    ("object-heap", "rsa3072,rsa4096,ed25519", "objects", 300),
+    ("mixed-heap", "rsa2048,rsa2048,ec-p384", "mixed", 200),
 )
 
 
@@ -71,7 +82,7 @@ def capture(out: Path) -> list[dict[str, object]]:
     out.mkdir(parents=True, exist_ok=True)
     made = []
     for name, bits, kind, mib in CORES:
-        print(f"capturing {name}: RSA {bits}, {mib} MiB {kind} heap ...", flush=True)
+        print(f"capturing {name}: {bits}, {mib} MiB {kind} heap ...", flush=True)
         child = subprocess.Popen(
             [PYTHON, "-c", CHILD, bits, kind, str(mib)],
             stdin=subprocess.PIPE,
@@ -234,7 +245,7 @@ def main() -> int:
                     Path(c["path"]).name,
                     c["heap"],
                     f"{c['bytes'] / MiB:.0f}",
-                    f"RSA {bits}",
+                    f"RSA {bits}" if bits.isdigit() else bits,  # cores.json of older runs: sizes
                     fp[:23] + "...",
                     "found" if ok else "MISSED",
                 ]
@@ -249,7 +260,7 @@ def main() -> int:
             f"{eg.pss_tree / MiB:.0f} MiB",
             None if failed else eg.pss_tree <= 512 * MiB,
         ),
-        ("every planted RSA key found by fingerprint", f"{hit}/{total}", hit == total),
+        ("every planted key found by fingerprint", f"{hit}/{total}", hit == total),
     ]
     print(
         measure.table(
