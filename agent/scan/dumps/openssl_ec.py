@@ -314,6 +314,7 @@ class EcKeySearch:
                 public.setdefault(b.limbs, []).append(b)
         for group in public.values():
             group.sort(key=lambda b: b.offset)
+        offsets = {limbs: [b.offset for b in group] for limbs, group in public.items()}
         for b in numbers:
             if not b.private:
                 continue
@@ -322,7 +323,7 @@ class EcKeySearch:
                     continue
                 if not self._spend():
                     return out
-                zs = _nearest(public.get(b.limbs, []), b.offset)
+                zs = _nearest(public.get(b.limbs, []), offsets.get(b.limbs, []), b.offset)
                 finding = self._prove(b, curve, values[b.limbs], zs)
                 if finding is not None:
                     out.append(finding)
@@ -380,13 +381,13 @@ class EcKeySearch:
         )
 
 
-def _nearest(group: list[BigNum], offset: int) -> list[int]:
-    """Values of the public BIGNUMs (sorted by offset) nearest `offset`: the point's Z candidates.
+def _nearest(group: list[BigNum], offsets: list[int], offset: int) -> list[int]:
+    """Values of the public BIGNUMs (sorted, with their `offsets`) nearest `offset`: Z candidates.
 
     A point's Z was allocated with the key (304 bytes from the scalar for P-256, 3.5 KiB
     for P-384 in the measured cores); its X may be anywhere, so X is any BIGNUM.
     """
-    i = bisect.bisect_left([b.offset for b in group], offset)
+    i = bisect.bisect_left(offsets, offset)
     half = MAX_Z_CANDIDATES // 2
     return [b.value for b in group[max(0, i - half) : i + half]]
 
