@@ -48,8 +48,8 @@ rule openssl_text_private_key
         validator = "openssl_text"
         format = "openssl-text"
         severity = "high"
-        description = "Private key printed by `openssl pkey|rsa|ec -text` (RSA, EC, Ed25519, X25519, Ed448, X448)"
-        selftest = "openssl_text_rsa,openssl_text_ec_crlf,openssl_text_ed25519"
+        description = "Private key printed by `openssl pkey|rsa|ec|dsa -text` (RSA, EC, DSA, Ed25519, X25519, Ed448, X448)"
+        selftest = "openssl_text_rsa,openssl_text_ec_crlf,openssl_text_ed25519,openssl_text_dsa"
     strings:
         // "Private-Key: (2048 bit, 2 primes)", "RSA Private-Key: (...)" (1.x), "Private-Key: (256 bit)",
         // "ED25519 Private-Key:": one literal, one atom; the validator reads the type before it

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from agent.scan.samples import text as text_samples
@@ -187,6 +187,18 @@ def openssl_text(key: PrivateKeyTypes, *, newline: str = "\n") -> bytes:
         lines.append(f"ASN1 OID: {oid}")
         if key.curve.name in _NIST:
             lines.append(f"NIST CURVE: {_NIST[key.curve.name]}")
+    elif isinstance(key, dsa.DSAPrivateKey):
+        d = key.private_numbers()
+        pn = d.public_numbers.parameter_numbers
+        lines.append(f"Private-Key: ({key.key_size} bit)")
+        for name, value in (
+            ("priv", d.x),
+            ("pub", d.public_numbers.y),
+            ("P", pn.p),
+            ("Q", pn.q),
+            ("G", pn.g),
+        ):
+            lines += [f"{name}:", *_bignum(value)]
     else:
         name = next(n for cls, n in _OKP_NAMES if isinstance(key, cls))
         raw = key.private_bytes(_Enc.Raw, _Priv.Raw, _NoEnc)
@@ -205,6 +217,11 @@ def _text_rsa() -> Sample:
 def _text_ec() -> Sample:
     key = ec.generate_private_key(ec.SECP384R1())
     return Sample(embed(openssl_text(key, newline="\r\n")), fingerprint(key))
+
+
+def _text_dsa() -> Sample:
+    key = dsa.generate_private_key(2048)
+    return Sample(embed(b"$ openssl dsa -in k.pem -text\n" + openssl_text(key)), fingerprint(key))
 
 
 def _text_okp() -> Sample:
@@ -476,6 +493,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "openssl_text_rsa": _text_rsa,
     "openssl_text_ec_crlf": _text_ec,
     "openssl_text_ed25519": _text_okp,
+    "openssl_text_dsa": _text_dsa,
     "jks_rsa": _jks_rsa,
     "jceks_ec_after_trusted_cert": _jceks_ec,
     "base64_pem_kubeconfig": _b64_kubeconfig,

@@ -2,8 +2,8 @@
 
 RSA ("Private-Key: (2048 bit, 2 primes)", modulus, publicExponent, ...,
 coefficient) is proven by arithmetic; EC (priv, pub, "ASN1 OID" / "NIST CURVE")
-by deriving the public point from priv; Ed25519/X25519/Ed448/X448 by deriving
-pub from priv. LF or CRLF. Parsing stops at the first line that is neither a
+by deriving the public point from priv; DSA (priv, pub, P, Q, G) by y = g^x
+mod p; Ed25519/X25519/Ed448/X448 by deriving pub from priv. LF or CRLF. Parsing stops at the first line that is neither a
 label nor a hex line, and at MAX_LINES, so a hit reads a bounded amount.
 """
 
@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import dsa, ec
 
 from agent.scan import keymath
 from agent.scan.validators.der import (
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 MAX_TEXT_CHARS = 96 * 1024
 MAX_LINES = 4000
 MAX_VALUE_BYTES = keymath.MAX_RSA_BITS // 8 + 1
+MAX_DSA_P_BITS = 4096
+MAX_DSA_Q_BITS = 512  # a real q is 160-256 bits; a huge one would make g^x cost seconds
 
 _LABEL = re.compile(r"([A-Za-z0-9 ]{1,24}):[ \t]*(.*)")
 _HEX_LINE = re.compile(r"[ \t]+((?:[0-9a-fA-F]{2}:)*[0-9a-fA-F]{2}):?[ \t]*")
@@ -71,6 +73,8 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
         return _okp(hit, okp.group(1), fields)
     if "modulus" in fields:
         return _rsa(hit, fields)
+    if all(k in fields for k in ("priv", "pub", "P", "Q", "G")):
+        return _dsa(hit, fields)
     if "priv" in fields:
         return _ec(hit, fields)
     return ()
@@ -155,6 +159,27 @@ def _ec(hit: Hit, fields: dict[str, bytes | str]) -> Sequence[KeyFinding]:
         if key is not None:
             return (ec_finding(hit, key, "openssl-text-ec"),)
     return ()
+
+
+def _dsa(hit: Hit, fields: dict[str, bytes | str]) -> Sequence[KeyFinding]:
+    """DSA (`openssl dsa -text`): proven when y = g^x mod p, with q dividing p - 1."""
+    x, y, p, q, g = (_int(fields, k) for k in ("priv", "pub", "P", "Q", "G"))
+    if x is None or y is None or p is None or q is None or g is None:
+        return ()
+    if p.bit_length() > MAX_DSA_P_BITS or q.bit_length() > MAX_DSA_Q_BITS:
+        return ()
+    if not (1 < g < p and 0 < x < q and (p - 1) % q == 0 and pow(g, x, p) == y):
+        return ()
+    public = dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
+    return (
+        hit.finding(
+            format="openssl-text-dsa",
+            algorithm="dsa",
+            bits=p.bit_length(),
+            validated=True,
+            fingerprint=keymath.fingerprint(public),
+        ),
+    )
 
 
 def _okp(hit: Hit, name: str, fields: dict[str, bytes | str]) -> Sequence[KeyFinding]:

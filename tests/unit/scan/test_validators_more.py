@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa, x448
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa, x448
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -297,7 +297,7 @@ def openssl_text(key: PrivateKeyTypes, tmp: Path, *args: str) -> bytes:
 
 
 def _text_case(key: PrivateKeyTypes, text: bytes, algorithm: str) -> Case:
-    kind = {"rsa": "rsa", "ec": "ec"}.get(algorithm, "okp")
+    kind = {"rsa": "rsa", "ec": "ec", "dsa": "dsa"}.get(algorithm, "okp")
     return Case(text, text[:8], key, f"openssl-text-{kind}", algorithm)
 
 
@@ -311,6 +311,7 @@ TEXT_KEYS: dict[str, Callable[[], PrivateKeyTypes]] = {
     "x25519": keys.x25519_key,
     "ed448": keys.ed448_key,
     "x448": x448.X448PrivateKey.generate,
+    "dsa": keys.dsa1024,
 }
 
 
@@ -319,6 +320,8 @@ def _algorithm(key: PrivateKeyTypes) -> str:
         return "rsa"
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return "ec"
+    if isinstance(key, dsa.DSAPrivateKey):
+        return "dsa"
     return {
         "Ed25519PrivateKey": "ed25519",
         "X25519PrivateKey": "x25519",
@@ -344,7 +347,7 @@ def test_openssl_text_from_the_real_openssl(engine: str, key_id: str, tmp_path: 
     check_case(engine, _text_case(key, openssl_text(key, tmp_path), _algorithm(key)))
 
 
-@pytest.mark.parametrize(("tool", "key_id"), [("rsa", "rsa"), ("ec", "p256")])
+@pytest.mark.parametrize(("tool", "key_id"), [("rsa", "rsa"), ("ec", "p256"), ("dsa", "dsa")])
 def test_openssl_rsa_and_ec_text_commands(tool: str, key_id: str, tmp_path: Path) -> None:
     """`openssl rsa -text` and `openssl ec -text` print the same layout and are found too."""
     key = TEXT_KEYS[key_id]()
@@ -367,7 +370,20 @@ def _text_okp_other_pub() -> bytes:
     return a.split(b"pub:")[0] + b"pub:" + b.split(b"pub:")[1]
 
 
+@cache
+def _other_dsa() -> dsa.DSAPrivateKey:
+    return dsa.generate_private_key(key_size=1024)
+
+
+def _text_dsa_other(member: bytes) -> bytes:
+    """The session's DSA key printed with `member` and what follows taken from another key."""
+    a, b = enc.openssl_text(keys.dsa1024()), enc.openssl_text(_other_dsa())
+    return a.split(member)[0] + member + b.split(member)[1]
+
+
 TEXT_NEGATIVES: dict[str, Callable[[], bytes]] = {
+    "dsa-pub-of-another-key": lambda: _text_dsa_other(b"pub:"),
+    "dsa-q-and-g-of-another-key": lambda: _text_dsa_other(b"Q:"),
     "tampered-rsa-prime": _text_tampered,
     "rsa-truncated": lambda: enc.openssl_text(rsa2048())[:1500],
     "ec-wrong-curve-name": _text_ec_wrong_curve,
