@@ -146,6 +146,25 @@ PYTHON_EC = textwrap.dedent(
     """
 )
 
+PYTHON_INTS = textwrap.dedent(
+    """
+    import sys
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    held = []
+    for bits in map(int, sys.argv[1:]):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        nums = key.private_numbers()  # Python ints, as python-rsa or pycryptodome hold them
+        held.append((nums.public_numbers.n, nums.public_numbers.e, nums.d, nums.p, nums.q))
+        pub = key.public_key().public_bytes(serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+        print(pub.hex(), flush=True)
+        del key, nums  # OpenSSL clears the private BIGNUMs: only the ints are left
+    print("READY", flush=True)
+    sys.stdin.read()
+    """
+)
+
 PYTHON_PUBLIC_ONLY = textwrap.dedent(
     """
     import datetime, sys

@@ -149,6 +149,19 @@ def test_ec_keys_held_by_openssl_are_found_from_their_bignums(
     core.unlink()
 
 
+def test_rsa_keys_held_as_python_ints_are_found(workdir: Path) -> None:
+    """A Python process holding keys as ints (private_numbers()), their OpenSSL objects freed."""
+    with cores.holder(cores.python_argv(cores.PYTHON_INTS, "1024", "2048", "3072")) as (proc, out):
+        core = cores.gcore(proc.pid, workdir)
+    expected = _fingerprints(out)
+    result = cores.scan_numbers(core)
+    found = {f.fingerprint: f for f in result.findings}
+    assert expected <= set(found)
+    assert {found[fp].format for fp in expected} == {"rsa-numbers-pylong"}
+    assert not any(found[fp].exponent_assumed for fp in expected)  # d is an int there too
+    core.unlink()
+
+
 def _config(tmp_path: Path) -> Path:
     config = tmp_path / "agent.toml"
     config.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n')

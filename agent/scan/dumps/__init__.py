@@ -2,7 +2,8 @@
 
     inspect(head, total_size)  first window -> DumpInfo (kind, process, regions, problems) | None
     is_dump_name(name)         dump-like file names: the number search runs on them
-    NumberSearch               RSA keys as bare numbers (p * q = n) in the windows fed to it;
+    NumberSearch               RSA keys as bare numbers (p * q = n; limbs, and CPython ints
+                               in `pylong`) in the windows fed to it;
                                with the dump's address map also EC keys held by OpenSSL
                                (`openssl_ec`); with an inventory registered primes and EC scalars
 

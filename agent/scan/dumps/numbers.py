@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.logs import get_logger
 from agent.scan import keymath
-from agent.scan.dumps import known
+from agent.scan.dumps import known, pylong
 from agent.scan.dumps.candidates import (
     I64,
     U64,
@@ -44,6 +44,7 @@ from agent.scan.dumps.candidates import (
     merge,
     numbers_all_views,
     numbers_of_size,
+    run_edges,
     unmerge,
     view_words,
 )
@@ -112,6 +113,7 @@ class NumberSearch:
         self._found: set[int] = set()
         self._skipped_bytes = 0
         self._limit_noted = False
+        self._pylongs = pylong.PyLongKeys(spend=self.spend_division, claim=self.claim)
         self._ec = (
             EcKeySearch(memory, max_point_checks=max_ec_point_checks)
             if memory is not None and memory.regions
@@ -136,8 +138,16 @@ class NumberSearch:
         cells: U64 = np.frombuffer(window, dtype="<u8", count=ncells, offset=first)
         good = self._classifier.classify(cells)
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
-        islands = Islands.from_cells(cells, good, min_cells)
+        edges = run_edges(good)
+        islands = Islands.from_edges(cells, good, edges, min_cells)
+        python_ints = pylong.pylongs(
+            window, base_offset, first=first, cells=cells, good=good, edges=edges
+        )
         del cells, good
+        if python_ints:
+            ec_keys += self._pylongs.feed(python_ints)
+            if self._pylongs.limit_reached:
+                self.note_limit("more than 4096 key-sized Python ints; the rest were not paired")
         islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
         self._note_skipped()
         if len(islands.start) == 0:
