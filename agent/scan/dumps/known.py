@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.scan.dumps.candidates import U64, Islands, Positions, View, numbers_of_size
+from agent.scan.dumps.openssl_ec import CURVES
 from agent.values import KeyFinding
 
 if TYPE_CHECKING:
@@ -32,19 +33,7 @@ _CURVES: dict[str, ec.EllipticCurve] = {
     "secp521r1": ec.SECP521R1(),
     "secp256k1": ec.SECP256K1(),
 }
-_ORDERS = {
-    "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-    "secp384r1": int(
-        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
-        16,
-    ),
-    "secp521r1": int(
-        "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
-        "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
-        16,
-    ),
-    "secp256k1": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,
-}
+_ORDERS = {c.curve.name: c.n for c in CURVES}  # group orders, shared with the OpenSSL EC search
 
 
 class WindowAccess(Protocol):
