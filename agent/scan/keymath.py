@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 
 MAX_RSA_BITS = 16384
 MIN_RSA_BITS = 512
+MAX_DSA_P_BITS = 8192
+MAX_DSA_Q_BITS = 512
 SMALL_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
 
 
@@ -62,6 +64,19 @@ def rsa_consistent(
         return False
     lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
     return (e * d) % lam == 1
+
+
+def dsa_proven(p: int, q: int, g: int, y: int, x: int) -> dsa.DSAPublicKey | None:
+    """The public key when x is the private key of (p, q, g, y): y = g^x mod p, q | p - 1.
+
+    Bounded: a real q is 160-256 bits and p at most 3072 (FIPS 186) or 8192 (some
+    tools); larger numbers are refused before g^x, which would cost seconds.
+    """
+    if p.bit_length() > MAX_DSA_P_BITS or q.bit_length() > MAX_DSA_Q_BITS:
+        return None
+    if not (1 < g < p and 0 < x < q and q > 1 and (p - 1) % q == 0 and pow(g, x, p) == y):
+        return None
+    return dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
 
 
 def rsa_recover_from_factor(n: int, factor: int) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import dsa, ec
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.scan import keymath
 from agent.scan.validators.der import (
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 MAX_TEXT_CHARS = 96 * 1024
 MAX_LINES = 4000
 MAX_VALUE_BYTES = keymath.MAX_RSA_BITS // 8 + 1
-MAX_DSA_P_BITS = 4096
-MAX_DSA_Q_BITS = 512  # a real q is 160-256 bits; a huge one would make g^x cost seconds
 
 _LABEL = re.compile(r"([A-Za-z0-9 ]{1,24}):[ \t]*(.*)")
 _HEX_LINE = re.compile(r"[ \t]+((?:[0-9a-fA-F]{2}:)*[0-9a-fA-F]{2}):?[ \t]*")
@@ -166,11 +164,9 @@ def _dsa(hit: Hit, fields: dict[str, bytes | str]) -> Sequence[KeyFinding]:
     x, y, p, q, g = (_int(fields, k) for k in ("priv", "pub", "P", "Q", "G"))
     if x is None or y is None or p is None or q is None or g is None:
         return ()
-    if p.bit_length() > MAX_DSA_P_BITS or q.bit_length() > MAX_DSA_Q_BITS:
+    public = keymath.dsa_proven(p, q, g, y, x)
+    if public is None:
         return ()
-    if not (1 < g < p and 0 < x < q and (p - 1) % q == 0 and pow(g, x, p) == y):
-        return ()
-    public = dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
     return (
         hit.finding(
             format="openssl-text-dsa",

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 # anything beyond this is not one key and is not read.
 MAX_TEXT_CHARS = 64 * 1024
 MIN_DER_BYTES = 32
-MAX_DSA_Q_BITS = 512
 
 _BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -203,7 +202,7 @@ def _cheap_to_prove(key: PrivateKeyTypes) -> bool:
     if isinstance(key, dsa.DSAPrivateKey):
         nums = key.private_numbers()
         q = nums.public_numbers.parameter_numbers.q
-        return q.bit_length() <= MAX_DSA_Q_BITS and 0 < nums.x < q
+        return q.bit_length() <= keymath.MAX_DSA_Q_BITS and 0 < nums.x < q
     return True
 
 

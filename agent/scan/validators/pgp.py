@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 MAX_PACKETS = 64
 MAX_MPI_BITS = keymath.MAX_RSA_BITS
-MAX_DSA_Q_BITS = 512  # real q is 160-256 bits; a huge q would make y = g^x cost seconds
 
 _RSA = (1, 2, 3)
 _ELGAMAL = (16, 20)
@@ -251,12 +250,8 @@ def _read_secret(r: _Reader, pub: _Public) -> tuple[PublicKeyTypes, str] | None:
         return rsa.RSAPublicNumbers(e, n).public_key(), "rsa"
     if algo == _DSA:
         p, q, g, y = pub.numbers
-        x = r.mpi()
-        if p.bit_length() > 8192 or q.bit_length() > MAX_DSA_Q_BITS or not 0 < x < q:
-            return None
-        if pow(g, x, p) != y:
-            return None
-        return dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key(), "dsa"
+        public = keymath.dsa_proven(p, q, g, y, r.mpi())
+        return (public, "dsa") if public is not None else None
     if algo in _NATIVE:
         name, _, secret_len = _NATIVE[algo]
         secret = r.take(secret_len)

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from agent.scan.validators import Hit
     from agent.values import KeyFinding
 
-MAX_DSA_Q_BITS = 512  # real q is 160-256 bits; a huge q would make y = g^x cost seconds
 MAX_LINES = 1024  # an RSA-16384 private blob is ~60 lines of 64 characters
 V2_MAC_KEY = hashlib.sha1(b"putty-private-key-file-mac-key").digest()  # noqa: S324 - the format's own KDF
 
@@ -271,8 +270,5 @@ def _private_matches(algorithm: str, public: bytes, private: bytes) -> bool:
         return hmac.compare_digest(derived_point, point)
     if algorithm == "ssh-dss":
         p, q, g, y = pw.mpint(), pw.mpint(), pw.mpint(), pw.mpint()
-        x = w.mpint()
-        if p.bit_length() > 8192 or q.bit_length() > MAX_DSA_Q_BITS or not 0 < x < q:
-            return False
-        return pow(g, x, p) == y
+        return keymath.dsa_proven(p, q, g, y, w.mpint()) is not None
     return False

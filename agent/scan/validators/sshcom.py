@@ -24,8 +24,6 @@ import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import dsa
-
 from agent.scan import keymath
 from agent.scan.validators.der import rsa_finding
 from agent.scan.validators.pem import text_at
@@ -39,8 +37,6 @@ BEGIN = "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----"
 END = "---- END SSH2 ENCRYPTED PRIVATE KEY ----"
 MAX_CHARS = 64 * 1024  # an RSA-16384 key is about 12 KiB of base64
 MAX_MPINT_BITS = 16384
-MAX_DSA_Q_BITS = 512  # a real q is 160-256 bits; a huge one would make g^x cost seconds
-MAX_DSA_P_BITS = 4096
 FORMAT = "sshcom"
 
 
@@ -146,11 +142,9 @@ def _parse(blob: bytes, hit: Hit) -> Sequence[KeyFinding]:
     if inner.u32() != 0:
         raise _MalformedError("DSA with predefined parameters")
     p, g, q, y, x = (inner.mpint() for _ in range(5))
-    if p.bit_length() > MAX_DSA_P_BITS or q.bit_length() > MAX_DSA_Q_BITS:
+    public = keymath.dsa_proven(p, q, g, y, x)
+    if public is None:
         return ()
-    if not (1 < g < p and 0 < x < q and (p - 1) % q == 0 and pow(g, x, p) == y):
-        return ()
-    public = dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
     return (
         hit.finding(
             format=FORMAT,
