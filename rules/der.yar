@@ -40,10 +40,10 @@ rule der_sec1_ec_private_key
         validator = "der"
         format = "der-sec1"
         severity = "high"
-        description = "SEC1 ECPrivateKey (version 1, then a 32/48/65/66-byte scalar)"
+        description = "SEC1 ECPrivateKey (version 1, then a 24/28/32/48/64/65/66-byte scalar: P-192 to P-521, secp256k1, Brainpool, SM2)"
         selftest = "der_sec1_ec"
     strings:
-        $k = { 30 ( 81 ?? | ?? ) 02 01 01 04 ( 20 | 30 | 41 | 42 ) }
+        $k = { 30 ( 81 ?? | ?? ) 02 01 01 04 ( 18 | 1C | 20 | 30 | 40 | 41 | 42 ) }
     condition:
         $k
 }

@@ -12,7 +12,7 @@ rule pem_private_key
         description = "PEM private key (PKCS#8, PKCS#1, SEC1, DSA, encrypted PKCS#8, legacy encrypted, OpenSSH), LF or CRLF, plain or indented"
         selftest = "pem_pkcs8_rsa,pem_pkcs8_ec,pem_pkcs8_ed25519,pem_pkcs1_rsa_crlf,pem_sec1_ec,pem_encrypted_pkcs8,pem_legacy_encrypted_rsa,pem_indented_yaml"
     strings:
-        $begin = /-----BEGIN (RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----[^\\]/
+        $begin = /-----BEGIN (RSA |EC |DSA |SM2 |ENCRYPTED |OPENSSH )?PRIVATE KEY-----[^\\]/
     condition:
         $begin
 }
@@ -26,7 +26,7 @@ rule pem_private_key_json_escaped
         description = "PEM private key inside a string literal with escaped line ends (GCP service-account JSON, .env, code)"
         selftest = "pem_json_escaped_gcp"
     strings:
-        $begin = /-----BEGIN (RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\([rn]|u000[aAdD])/
+        $begin = /-----BEGIN (RSA |EC |DSA |SM2 |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\([rn]|u000[aAdD])/
     condition:
         $begin
 }

@@ -165,3 +165,76 @@ def private_key_consistent(key: PrivateKeyTypes) -> bool:
             return False
         return pow(params.g, dnums.x, params.p) == dnums.public_numbers.y
     return True
+
+
+# SM2 (GB/T 32918.5, the curve of Chinese commercial cryptography): cryptography has no SM2
+# curve, so its scalar-to-point check is done here (affine result of a Jacobian ladder).
+SM2_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+SM2_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
+SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+SM2_G = (
+    0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7,
+    0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0,
+)
+_SM2_SPKI_PREFIX = bytes.fromhex(
+    "3059301306072a8648ce3d020106082a811ccf5501822d034200"
+)  # SEQUENCE { id-ecPublicKey, sm2 }, BIT STRING (no unused bits) of the 65-byte point
+
+
+def sm2_public_point(d: int) -> bytes | None:
+    """The uncompressed public point (04 || x || y) of SM2 private key d, None when d is out of range."""
+    if not 0 < d < SM2_N - 1:  # GB/T 32918: d in [1, n - 2]
+        return None
+    point = _sm2_affine(_sm2_multiply(d))
+    if point is None:
+        return None
+    x, y = point
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def sm2_fingerprint(point: bytes) -> str:
+    """Fingerprint of an SM2 public point (its SubjectPublicKeyInfo, as OpenSSL writes it)."""
+    return "sha256:" + hashlib.sha256(_SM2_SPKI_PREFIX + point).hexdigest()
+
+
+def _sm2_multiply(k: int) -> tuple[int, int, int]:
+    """k * G in Jacobian coordinates (X, Y, Z), double-and-add over k's bits (a = -3)."""
+    p = SM2_P
+    gx, gy = SM2_G
+    x1, y1, z1 = 0, 1, 0  # the point at infinity
+    for bit in bin(k)[2:]:
+        if z1:  # double
+            delta = z1 * z1 % p
+            gamma = y1 * y1 % p
+            beta = x1 * gamma % p
+            alpha = 3 * (x1 - delta) * (x1 + delta) % p
+            x3 = (alpha * alpha - 8 * beta) % p
+            z1 = ((y1 + z1) * (y1 + z1) - gamma - delta) % p
+            y1 = (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p
+            x1 = x3
+        if bit == "1":  # add G (affine)
+            if not z1:
+                x1, y1, z1 = gx, gy, 1
+                continue
+            zz = z1 * z1 % p
+            h = (gx * zz - x1) % p
+            r = (gy * z1 * zz - y1) % p
+            if h == 0:
+                return (0, 1, 0)  # G + (-G) or G + G: k is a multiple of n here, never a key
+            hh = h * h % p
+            hhh = h * hh % p
+            v = x1 * hh % p
+            x3 = (r * r - hhh - 2 * v) % p
+            y1 = (r * (v - x3) - y1 * hhh) % p
+            z1 = z1 * h % p
+            x1 = x3
+    return x1, y1, z1
+
+
+def _sm2_affine(point: tuple[int, int, int]) -> tuple[int, int] | None:
+    x, y, z = point
+    if not z:
+        return None
+    zi = pow(z, -1, SM2_P)
+    zi2 = zi * zi % SM2_P
+    return x * zi2 % SM2_P, y * zi2 * zi % SM2_P

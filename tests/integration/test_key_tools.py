@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import importlib.metadata
 import re
 import shutil
@@ -281,6 +282,35 @@ def test_openssl_encrypted_pvk_is_an_encrypted_finding(engine: str, tmp_path: Pa
     assert scan(engine, clear, "pvk_encrypted_private_key") == []
     (f,) = scan(engine, clear, "capi_rsa_privatekeyblob")
     assert f.fingerprint == fingerprint(key)
+
+
+# ---- openssl: SM2 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_openssl_sm2_keys_are_found_with_openssls_fingerprint(engine: str, tmp_path: Path) -> None:
+    """`openssl genpkey -algorithm SM2` (PKCS#8), `openssl ec` (SM2 PRIVATE KEY) and their DER."""
+    pem = tmp_path / "sm2.pem"
+
+    def openssl(*args: str) -> bytes:
+        return subprocess.run(
+            ["openssl", *args], check=True, capture_output=True, timeout=60
+        ).stdout
+
+    openssl("genpkey", "-algorithm", "SM2", "-out", str(pem))
+    spki = openssl("pkey", "-in", str(pem), "-pubout", "-outform", "DER")
+    expected = "sha256:" + hashlib.sha256(spki).hexdigest()
+    forms = {
+        "pkcs8-pem": pem.read_bytes(),
+        "sec1-pem": openssl("ec", "-in", str(pem)),
+        "pkcs8-der": openssl("pkey", "-in", str(pem), "-outform", "DER"),
+        "sec1-der": openssl("ec", "-in", str(pem), "-outform", "DER"),
+    }
+    pem.unlink()
+    assert b"SM2 PRIVATE KEY" in forms["sec1-pem"]
+    for name, data in forms.items():
+        found = [f for f in _scanner(engine).scan_bytes(data, name="k") if f.validated]
+        assert [(f.curve, f.fingerprint) for f in found] == [("sm2", expected)], name
 
 
 # ---- start-up ----------------------------------------------------------------------------

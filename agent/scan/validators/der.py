@@ -38,11 +38,28 @@ OID_SCRYPT = bytes.fromhex("2b06010401da47040b")
 _PKCS12_PBE = bytes.fromhex("2a864886f70d010c01")  # + 1..6
 _PBES1 = bytes.fromhex("2a864886f70d0105")  # + 1, 3, 4, 6, 10, 11
 
+OID_SM2 = bytes.fromhex("2a811ccf5501822d")  # 1.2.156.10197.1.301: checked in keymath
+
+
+def _oid_content(dotted: str) -> bytes:
+    """The DER content bytes of an OBJECT IDENTIFIER given as a dotted string."""
+    arcs = [int(a) for a in dotted.split(".")]
+    out = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk, rest = [arc & 0x7F], arc >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
+        out += bytes(reversed(chunk))
+    return bytes(out)
+
+
+# every named curve cryptography knows (NIST P, secp256k1, Brainpool), by DER OID content
 CURVES: dict[bytes, ec.EllipticCurve] = {
-    bytes.fromhex("2a8648ce3d030107"): ec.SECP256R1(),
-    bytes.fromhex("2b81040022"): ec.SECP384R1(),
-    bytes.fromhex("2b81040023"): ec.SECP521R1(),
-    bytes.fromhex("2b8104000a"): ec.SECP256K1(),
+    _oid_content(oid.dotted_string): ec.get_curve_for_oid(oid)()
+    for oid in (
+        getattr(ec.EllipticCurveOID, name) for name in dir(ec.EllipticCurveOID) if name.isupper()
+    )
 }
 # scalar length -> the curve assumed when a SEC1 key names none and stores no point
 _CURVE_BY_SIZE: dict[int, ec.EllipticCurve] = {
@@ -180,9 +197,14 @@ def _pkcs8(hit: Hit, outer: Tlv, kids: list[Tlv], version: int) -> Sequence[KeyF
     if oid == OID_EC:
         if len(alg) != 2 or alg[1].tag != 0x06:
             return ()
-        curve = CURVES.get(bytes(data[alg[1].content : alg[1].end]))
+        named = bytes(data[alg[1].content : alg[1].end])
         inner = read_tlv(data, private.content, private.end)
-        if curve is None or inner.tag != 0x30 or inner.end != private.end:
+        if inner.tag != 0x30 or inner.end != private.end:
+            return ()
+        if named == OID_SM2:
+            return _sm2_finding(hit, sm2_point(data, inner, public), "der-pkcs8")
+        curve = CURVES.get(named)
+        if curve is None:
             return ()
         return _sec1(hit, inner, curve, "der-pkcs8", public)
     if oid in _RAW_KEYS:
@@ -212,6 +234,8 @@ def _sec1(
     for extra in kids[2:]:
         if extra.tag == 0xA0:
             oid = read_tlv(data, extra.content, extra.end)
+            if oid.tag == 0x06 and bytes(data[oid.content : oid.end]) == OID_SM2 and curve is None:
+                return _sm2_finding(hit, sm2_point(data, tlv, None), fmt)
             named = CURVES.get(bytes(data[oid.content : oid.end])) if oid.tag == 0x06 else None
             if named is None or (curve is not None and named.name != curve.name):
                 return ()
@@ -229,6 +253,52 @@ def _sec1(
         if key is not None:
             return (ec_finding(hit, key, fmt),)
     return ()
+
+
+def sm2_point(data: memoryview | bytes, tlv: Tlv, outer_public: bytes | None) -> bytes | None:
+    """The public point of an SM2 ECPrivateKey (SEC1) at `tlv`, when its scalar gives it.
+
+    A stored point ([1], or the PKCS#8 wrapper's) must be the one the scalar makes.
+    """
+    kids = children(data, tlv)
+    if len(kids) < 2 or read_integer(data, kids[0], 8) != 1 or kids[1].tag != 0x04:
+        return None
+    stored = outer_public
+    for extra in kids[2:]:
+        if extra.tag == 0xA0:
+            oid = read_tlv(data, extra.content, extra.end)
+            if oid.tag != 0x06 or bytes(data[oid.content : oid.end]) != OID_SM2:
+                return None
+        elif extra.tag == 0xA1:
+            bits = read_tlv(data, extra.content, extra.end)
+            if bits.tag != 0x03:
+                return None
+            stored = _bit_string(data, bits)
+        else:
+            return None
+    if kids[1].end - kids[1].content > 33:
+        return None
+    point = keymath.sm2_public_point(int.from_bytes(data[kids[1].content : kids[1].end], "big"))
+    if point is None or (stored is not None and stored != point):
+        return None
+    return point
+
+
+def _sm2_finding(hit: Hit, point: bytes | None, fmt: str) -> Sequence[KeyFinding]:
+    """A validated SM2 finding named by its public point (none without a proven point)."""
+    if point is None:
+        return ()
+    fingerprint = keymath.sm2_fingerprint(point)
+    return (
+        hit.finding(
+            format=fmt,
+            algorithm="ec",
+            bits=256,
+            curve="sm2",
+            validated=True,
+            fingerprint=fingerprint,
+        ),
+    )
 
 
 def _curves_for(size: int, point: bytes | None) -> list[ec.EllipticCurve]:

@@ -45,6 +45,7 @@ _LABEL_FORMAT = {
     "PRIVATE KEY": "pem-pkcs8",
     "RSA PRIVATE KEY": "pem-pkcs1",
     "EC PRIVATE KEY": "pem-sec1",
+    "SM2 PRIVATE KEY": "pem-sec1",  # OpenSSL's SEC1 label for SM2 keys
     "DSA PRIVATE KEY": "pem-dsa",
     "ENCRYPTED PRIVATE KEY": "pem-encrypted-pkcs8",
     "OPENSSH PRIVATE KEY": "pem-openssh",
@@ -180,9 +181,9 @@ def load_der_key(der: bytes) -> PrivateKeyTypes | None:
         return None
 
 
-def finding_from_der(der: bytes, hit: Hit, fmt: str, **fields: object) -> KeyFinding | None:
-    """A validated finding when `der` holds a private key proven consistent, else None."""
-    key = load_der_key(der)
+def finding_from_der(body: bytes, hit: Hit, fmt: str, **fields: object) -> KeyFinding | None:
+    """A validated finding when `body` (DER) holds a private key proven consistent, else None."""
+    key = load_der_key(body)
     if key is None or not _cheap_to_prove(key) or not keymath.private_key_consistent(key):
         return None
     algorithm, bits, curve, fp = keymath.describe_private_key(key)
@@ -226,13 +227,18 @@ def validate(hit: Hit) -> Sequence[KeyFinding]:
     if "ENCRYPTED" in armor.headers.get("Proc-Type", ""):
         return _legacy_encrypted(armor, hit)
     finding = finding_from_der(armor.body, hit, fmt)
-    if finding is None and label in ("RSA PRIVATE KEY", "PRIVATE KEY"):
+    if finding is None and label in (
+        "RSA PRIVATE KEY",
+        "PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "SM2 PRIVATE KEY",
+    ):
         return _structural(armor.body, hit, fmt)
     return (finding,) if finding is not None else ()
 
 
 def _structural(body: bytes, hit: Hit, fmt: str) -> Sequence[KeyFinding]:
-    """Keys cryptography cannot load but the DER validator proves (multi-prime RSA)."""
+    """Keys cryptography cannot load but the DER validator proves (multi-prime RSA, SM2)."""
     inner = replace(hit, data=memoryview(body), start=0, end=len(body), base_offset=hit.offset)
     return [replace(f, format=fmt, offset=hit.offset) for f in der.validate(inner)]
 
