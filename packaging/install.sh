@@ -35,6 +35,11 @@ echo "== virtualenv in $PREFIX"
 "$PREFIX/bin/python" -m pip install --quiet --upgrade pip
 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SRC"
 
+if ! ldconfig -p 2>/dev/null | grep -q 'libarchive\.so\.13'; then
+  echo "note: libarchive13 is not installed: 7-Zip, cpio, .deb, RPM and CAB files will be" >&2
+  echo "      scanned as raw bytes only (apt-get install libarchive13)" >&2
+fi
+
 echo "== unit, tmpfiles.d entry and config"
 install -D -m 0644 "$SRC/packaging/egress-guard.service" "$UNIT_DIR/egress-guard.service"
 install -D -m 0644 "$SRC/packaging/tmpfiles.conf" "$TMPFILES_DIR/egress-guard.conf"

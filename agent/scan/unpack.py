@@ -1,4 +1,5 @@
-"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4, zlib, tar and git packs; stream their members.
+"""Containers: open gzip, zip (nested), xz, bz2, zstd, lz4, zlib, tar, git packs and, through
+libarchive, 7-Zip, cpio, ar, RPM and CAB; stream their members.
 
 The scanner reads a file's first bytes, asks `detect(head)`, and for a
 container iterates `layers(...)`: each leaf member comes as a `Layer` whose
@@ -12,11 +13,13 @@ charged to the file's budget; a stream that crosses a limit ends early and
 its problem is yielded right after its layer. What was decompressed before a
 corruption is still scanned: the layer comes first, the problem after it.
 
-Why one module of ~750 lines: the four walkers (zip, tar, git packs, single
-streams) share the private wrappers that count and guard bytes, and the zstd
-frame walker (the decoder ends silently on a truncated stream) belongs with
-them; splitting would turn those wrappers into a public surface. What needs
-none of them, the reading of a git pack's entries, is in `gitpack`.
+Why one module of ~860 lines: the five walkers (zip, tar, git packs,
+libarchive's formats, single streams) share the private wrappers that count
+and guard bytes, and the zstd frame walker (the decoder ends silently on a
+truncated stream) belongs with them; splitting would turn those wrappers into
+a public surface. What needs none of them is elsewhere: the reading of a git
+pack's entries in `gitpack`, the adapters to libarchive's callbacks in
+`archive_io`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import IO, Any, Protocol, Self, cast
 import lz4.frame
 import zstandard
 
+from agent.scan import archive_io
+from agent.scan.archive_io import ReadInto
 from agent.scan.gitpack import PackEntry, PackSource
 from agent.values import ErrorType, ScanProblem
 
@@ -88,6 +93,25 @@ class Layer:
     stream: Readable
 
 
+# containers libarchive reads (see archive_io): kind -> (libarchive format, filter, needs seeking)
+_ARCHIVES: dict[str, tuple[str, str, bool]] = {
+    "7z": ("7zip", "none", True),  # the header is at the end: no streaming
+    "cpio": ("cpio", "none", False),  # initramfs, RPM payloads
+    "ar": ("ar", "none", False),  # .deb packages, static libraries
+    "rpm": ("cpio", "all", False),  # the rpm filter skips the package header; cpio follows
+    "cab": ("cab", "none", False),  # Windows cabinets
+}
+_ARCHIVE_MAGICS = (
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"070701", "cpio"),  # newc
+    (b"070702", "cpio"),  # newc with checksums
+    (b"070707", "cpio"),  # portable ASCII (odc)
+    (b"!<arch>\n", "ar"),
+    (b"\xed\xab\xee\xdb", "rpm"),
+    (b"MSCF\0\0\0\0", "cab"),
+)
+_ARCHIVE_BLOCK = 1024 * 1024  # libarchive's output per read: larger blocks, fewer Python calls
+
 # the second byte of a zlib header with a 32 KiB window, for each compression level class;
 # with 0x78 first each makes the header a multiple of 31, as RFC 1950 requires
 _ZLIB_LEVELS = frozenset((0x01, 0x5E, 0x9C, 0xDA))
@@ -114,6 +138,9 @@ def detect(head: bytes) -> str | None:
         return "bz2"
     if head[257:262] == b"ustar":
         return "tar"
+    for magic, kind in _ARCHIVE_MAGICS:
+        if head.startswith(magic):
+            return kind
     if head[:4] == b"PACK" and head[4:8] in (b"\0\0\0\x02", b"\0\0\0\x03"):
         return "gitpack"  # .git/objects/pack/*.pack: what a clone or `git gc` leaves
     if len(head) >= 2 and head[0] == 0x78 and head[1] in _ZLIB_LEVELS:
@@ -136,6 +163,8 @@ def layers(path: str, fd: int, head: bytes, limits: Limits) -> Iterator[Layer | 
     try:
         if kind == "zip":
             yield from _zip(label, source, 1, budget)
+        elif kind in _ARCHIVES:
+            yield from _archive(kind, label, ReadInto(source, seekable=True), 1, budget)
         elif kind == "tar":
             yield from _tar(label, source, 1, budget)
         elif kind == "gitpack":
@@ -202,6 +231,7 @@ class _Budget:
         self.expanded = 0
         self.members = 0
         self.stop: ScanProblem | None = None  # set when the whole file must stop unpacking
+        self.compressed_size = compressed_size
         self._overall_cap = max(limits.max_ratio * max(compressed_size, 1), _RATIO_GRACE_BYTES)
 
     def allowance(self) -> int:
@@ -281,6 +311,15 @@ class _Guard:
             # read1 returns what one decode step produced, so damage found by the next step
             # cannot discard bytes already decoded (BufferedReader.read would drop them)
             data = self._read1(want) if self._read1 is not None else self._inner.read(want)
+        except archive_io.EncryptedMemberError:
+            self._done = True
+            if self._budget.stop is None:
+                self.problem = _problem(
+                    ErrorType.ENCRYPTED_MEMBER,
+                    "encrypted archive member: its content cannot be scanned",
+                    self._container,
+                )
+            return b""
         except Exception as exc:  # noqa: BLE001 - isolation point: decompressors raise many types on hostile input (zlib.error, EOFError, LZMAError, ZstdError, BadZipFile, tarfile errors); all mean damage
             self._done = True
             if self._budget.stop is None:
@@ -438,15 +477,24 @@ def _member(
             label,
         )
         kind = None
-    elif kind == "zip" and reopen is None:
+    elif (kind == "zip" or (kind in _ARCHIVES and _ARCHIVES[kind][2])) and reopen is None:
         yield _problem(
             ErrorType.NOT_DEEP_SCANNED,
-            "zip inside a compressed stream (no random access): scanned as raw bytes",
+            f"{kind} inside a compressed stream (no random access): scanned as raw bytes",
             label,
         )
         kind = None
+    elif kind in _ARCHIVES and archive_io.library() is None:
+        yield _no_libarchive(kind, label)
+        kind = None
     if kind is None:
         yield Layer(label, stream)
+    elif kind in _ARCHIVES:
+        if reopen is not None:
+            source = ReadInto(_SeekableMember(reopen(), budget, label), seekable=True)
+        else:
+            source = ReadInto(stream)
+        yield from _archive(kind, label, source, depth + 1, budget)
     elif kind == "zip":
         assert reopen is not None
         yield from _zip(label, _SeekableMember(reopen(), budget, label), depth + 1, budget)
@@ -611,6 +659,58 @@ class _BoundedTarInfo(tarfile.TarInfo):
         if obj.type in meta and obj.size > _TAR_META_MAX:
             raise tarfile.HeaderError("oversized metadata header")
         return obj
+
+
+def _no_libarchive(kind: str, label: str) -> ScanProblem:
+    return _problem(
+        ErrorType.NOT_DEEP_SCANNED,
+        f"{kind} archive scanned as raw bytes: libarchive is not installed "
+        "(Debian: apt-get install libarchive13)",
+        label,
+    )
+
+
+def _archive(
+    kind: str, label: str, source: ReadInto, depth: int, budget: _Budget
+) -> Iterator[Layer | ScanProblem]:
+    """An archive libarchive reads (7-Zip, cpio, ar, RPM, CAB): members in stored order.
+
+    Members of solid archives have no compressed size of their own, so each is
+    held to the ratio against the whole file's size (the file-wide budget too).
+    """
+    lib = archive_io.library()
+    if lib is None:
+        yield _no_libarchive(kind, label)
+        return
+    fmt, flt, _ = _ARCHIVES[kind]
+    whole = _const(budget.compressed_size)
+    walk: dict[str, bool] = {}
+    try:
+        with lib.stream_reader(
+            source, format_name=fmt, filter_name=flt, block_size=256 * 1024
+        ) as archive:
+            for entry in archive:
+                if not entry.isfile:
+                    continue
+                child = f"{label}!{_label(entry.pathname or '?')}"
+                if not budget.admit(child):
+                    return
+                blocks = archive_io.Blocks(entry.get_blocks(_ARCHIVE_BLOCK), lib.ArchiveError, walk)
+                guard = _Guard(blocks, budget, child, compressed=whole)
+                yield from _member(child, guard, depth, budget, size=entry.size)
+                if budget.stop is not None:
+                    return
+    except lib.ArchiveError as exc:
+        if budget.stop is not None:
+            return
+        if archive_io.is_encryption_error(exc) or walk.get("encrypted"):
+            yield _problem(
+                ErrorType.ENCRYPTED_MEMBER,
+                f"encrypted {kind} archive: its names and contents cannot be scanned",
+                label,
+            )
+        else:
+            yield _problem(ErrorType.ARCHIVE_CORRUPT, f"{kind} archive damaged: {_why(exc)}", label)
 
 
 def _tar(

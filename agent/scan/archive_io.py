@@ -1,0 +1,98 @@
+"""Reading archives through libarchive (7-Zip, cpio, ar and .deb, RPM, CAB): the adapters `unpack` needs.
+
+libarchive is the C library behind bsdtar; `libarchive-c` binds it with
+ctypes, so it is found at run time: a host without the shared library
+(Debian: libarchive13) still scans these files, as raw bytes, and says so.
+libarchive reads through callbacks, so the streams handed to it here never
+raise (a ctypes callback cannot pass an exception back): damage and limits
+come back to the walker as a short read, and the walker's guard reports them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+
+class Readable(Protocol):
+    """A stream read forward only."""
+
+    def read(self, n: int, /) -> bytes:
+        """Up to n bytes; b'' at the end."""
+        ...
+
+
+class EncryptedMemberError(Exception):
+    """libarchive refused a member's data because it is encrypted (its message names no bytes)."""
+
+
+@functools.cache
+def library() -> Any | None:
+    """The `libarchive` module, or None when the binding or the shared library is missing."""
+    try:
+        import libarchive  # noqa: PLC0415 - optional at run time: needs the C library
+    except (ImportError, OSError, AttributeError):
+        return None
+    return libarchive
+
+
+class ReadInto:
+    """A `readinto` view of a stream for libarchive's read callback (optionally seekable)."""
+
+    def __init__(self, stream: Any, *, seekable: bool = False) -> None:
+        self._stream = stream
+        self._seekable = seekable
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._stream.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._stream.tell())
+
+
+def is_encryption_error(exc: BaseException) -> bool:
+    """True when libarchive refused data or headers for being encrypted (no passphrase is tried)."""
+    text = str(exc).lower()
+    return "encrypt" in text or "passphrase" in text
+
+
+class Blocks:
+    """A member's data as a stream, from libarchive's blocks; an encrypted member raises.
+
+    `walk` is shared by the members of one archive: after one member proved
+    encrypted, libarchive calls the next members of the same solid block
+    "damaged", and they are encrypted too.
+    """
+
+    def __init__(
+        self, blocks: Iterator[bytes], error: type[Exception], walk: dict[str, bool]
+    ) -> None:
+        self._blocks = blocks
+        self._error = error
+        self._walk = walk
+        self._pending = b""
+        self._done = False
+
+    def read(self, n: int, /) -> bytes:
+        """Up to n bytes (n > 0); b'' at the end."""
+        while not self._pending and not self._done:
+            try:
+                self._pending = bytes(next(self._blocks))
+            except StopIteration:
+                self._done = True
+            except self._error as exc:
+                if is_encryption_error(exc) or self._walk.get("encrypted"):
+                    self._walk["encrypted"] = True
+                    raise EncryptedMemberError("encrypted member") from None
+                raise
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
