@@ -46,13 +46,22 @@ from agent.scanpool import BurstPool
 from agent.sources.catchup import catchup
 from agent.sources.state import ScanState, identity_of
 from agent.sources.watch import Watcher
-from agent.values import Arrival, ArrivalCause, Outcome
+from agent.values import (
+    Arrival,
+    ArrivalCause,
+    ErrorType,
+    FileIdentity,
+    Outcome,
+    ScanProblem,
+    ScanResult,
+)
 
 log = get_logger("agent.daemon")
 
 PR_SET_DUMPABLE = 4
 _STOP = object()  # sentinel that ends a scan worker
 MAX_RESCANS = 20
+MAX_SCAN_ATTEMPTS = 2  # scans of one version the process may die in before it is left alone
 PURGE_INTERVAL_SECONDS = 3600.0  # a file that keeps changing is scanned at most this often in a row
 
 
@@ -299,12 +308,19 @@ class Daemon:
             st = os.lstat(arrival.path)
         except OSError:
             return
-        if arrival.cause is not ArrivalCause.RETRY and self.state.unchanged(
-            identity_of(arrival.path, st)
-        ):
+        identity = identity_of(arrival.path, st)
+        if arrival.cause is not ArrivalCause.RETRY and self.state.unchanged(identity):
+            return
+        # a scan that began and never ended means the process died in it: after
+        # MAX_SCAN_ATTEMPTS such deaths the version is reported and left alone, so one
+        # file that crashes a parser cannot keep the daemon in a restart loop
+        attempts = self.state.begin(identity)
+        if attempts > MAX_SCAN_ATTEMPTS:
+            self._abandon(arrival, identity, attempts - 1)
             return
         scanner = self.scanner  # one reference read: a reload swaps it atomically
         result = self.pool.scan(arrival, scanner)
+        self.state.end(identity)
         outcome = handle(result, vault=self.vault, agent=self.agent, publish=self.publish)
         with self._lock:
             self.counters.files_scanned += 1
@@ -346,6 +362,29 @@ class Daemon:
         if result.identity is not None:
             label = "keys" if result.key_material else "clean"
             self.state.record(result.identity, label)
+
+    def _abandon(self, arrival: Arrival, identity: FileIdentity, deaths: int) -> None:
+        problem = ScanProblem(
+            error_type=ErrorType.ENGINE_FAILED,
+            stage="scan",
+            detail=(
+                f"the agent stopped {deaths} times while scanning this version of the file "
+                "(a crash in a parser, or a kill); it is not scanned again until it changes: "
+                "move it somewhere safe and check it by hand"
+            ),
+        )
+        failed = ScanResult(
+            arrival=arrival,
+            identity=None,
+            sha256=None,
+            problems=(problem,),
+            rules_version=self.scanner.rules.version,
+        )
+        handle(failed, vault=self.vault, agent=self.agent, publish=self.publish)
+        with self._lock:
+            self.counters.scan_errors += 1
+        self.state.record(identity, "abandoned")
+        self.state.end(identity)
 
     # -- lifecycle -------------------------------------------------------------------
 

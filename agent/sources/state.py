@@ -32,6 +32,14 @@ CREATE TABLE IF NOT EXISTS scanned (
     PRIMARY KEY (device, inode)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS scanned_path ON scanned (path);
+CREATE TABLE IF NOT EXISTS scanning (
+    device     INTEGER NOT NULL,
+    inode      INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    mtime_ns   INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL,
+    PRIMARY KEY (device, inode)
+) WITHOUT ROWID;
 """
 
 
@@ -97,6 +105,36 @@ class ScanState:
                 result,
                 time.time(),
             ),
+        )
+
+    def begin(self, identity: FileIdentity) -> int:
+        """Note that this version is being scanned; how many scans of it began and never ended.
+
+        A row outlives a scan only when the process died during it (a crash in a parser,
+        an OOM kill): the count is what lets the daemon stop rescanning a file that kills it.
+        """
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT size, mtime_ns, attempts FROM scanning WHERE device = ? AND inode = ?",
+                    (identity.device, identity.inode),
+                ).fetchone()
+                same = row is not None and (row[0], row[1]) == (identity.size, identity.mtime_ns)
+                attempts = int(row[2]) + 1 if same else 1
+                self._db.execute(
+                    "INSERT INTO scanning (device, inode, size, mtime_ns, attempts) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device, inode) DO UPDATE SET "
+                    "size = excluded.size, mtime_ns = excluded.mtime_ns, attempts = excluded.attempts",
+                    (identity.device, identity.inode, identity.size, identity.mtime_ns, attempts),
+                )
+            except sqlite3.Error as exc:
+                raise self._error("write", exc) from None
+        return attempts
+
+    def end(self, identity: FileIdentity) -> None:
+        """The scan begun for this inode ended (whatever it found)."""
+        self._write(
+            "DELETE FROM scanning WHERE device = ? AND inode = ?", (identity.device, identity.inode)
         )
 
     def forget(self, identity_or_path: FileIdentity | str) -> None:

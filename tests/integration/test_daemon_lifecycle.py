@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -91,6 +92,57 @@ def test_files_that_arrive_while_the_agent_is_down_are_caught_up_at_start(setup:
         ]
         assert str(clean) not in scanned
         assert findings(collector_events(setup))[0]["egress_guard"]["arrival"] == "catchup"
+    finally:
+        agent.stop()
+        collector.stop()
+
+
+def _scanning(setup: Setup) -> list[tuple[int, int]]:
+    """(inode, attempts) of the scans the state store says began and did not end."""
+    db = sqlite3.connect(setup.state / "scan-state.db", timeout=5)
+    try:
+        return [(int(i), int(a)) for i, a in db.execute("SELECT inode, attempts FROM scanning")]
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        db.close()
+
+
+def test_a_file_the_agent_dies_in_twice_is_reported_and_left_alone(setup: Setup) -> None:
+    """A parser crash on a file would otherwise kill the agent at every restart's catch-up.
+
+    The agent is killed (SIGKILL, as a crash ends it) while it scans one large dump,
+    twice; the third start reports that file as abandoned instead of scanning it
+    again, and keeps scanning other files.
+    """
+    collector = start_collector(setup)
+    dump = setup.drop / "huge.core"
+    with dump.open("wb") as out:  # random-looking memory: long enough to be caught mid-scan
+        for _ in range(48):
+            out.write(os.urandom(8 << 20))
+    inode = dump.stat().st_ino
+    for attempt in (1, 2):
+        agent = start_agent(setup, name=f"agent-{attempt}")
+        row = (inode, attempt)
+        wait_for(lambda row=row: row in _scanning(setup), timeout=60, what=f"scan {attempt}")
+        agent.kill()
+    agent = start_agent(setup, name="agent-3")
+    try:
+        wait_for(
+            lambda: agent.saw("scan.file_failed"), timeout=60, what="the abandoned file reported"
+        )
+        (failed,) = [e for e in agent.log_events() if e.get("event") == "scan.file_failed"]
+        assert failed["path"] == str(dump) and failed["error_type"] == "engine_failed"
+        assert "stopped 2 times" in failed["detail"]
+        assert not [e for e in agent.log_events() if e.get("event") == "scan.file_scanned"]
+        assert _scanning(setup) == []
+        late = setup.drop / "after.key"
+        late.write_bytes(keys.pem(keys.cached_rsa(2048)).data)
+        wait_for(lambda: not late.exists(), timeout=30, what="the next key quarantined")
+        errors = [
+            e for e in collector_events(setup) if e["event"]["dataset"] == "egress_guard.error"
+        ]
+        assert any(str(dump) in e["message"] for e in errors)
     finally:
         agent.stop()
         collector.stop()

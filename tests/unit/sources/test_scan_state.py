@@ -95,3 +95,24 @@ def test_catchup_returns_only_new_and_changed_files(state_dir: Path, tmp_path: P
     ]
     assert {str(a.cause) for a in found} == {"catchup"}
     assert {a.root for a in found} == {str(root)}
+
+
+def test_scans_that_never_ended_are_counted_per_version_across_restarts(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """begin() counts the scans of a version that began and did not end (the process died);
+    end() clears the count; a new version of the file starts again at one."""
+    f = tmp_path / "core"
+    f.write_bytes(b"x" * 100)
+    ident = _identity(f)
+    state = ScanState(state_dir / "scan-state.db")
+    assert state.begin(ident) == 1
+    state.close()  # the process dies here: the row stays
+    state = ScanState(state_dir / "scan-state.db")
+    assert state.begin(ident) == 2
+    os.utime(f, ns=(ident.mtime_ns + 5, ident.mtime_ns + 5))
+    assert state.begin(_identity(f)) == 1  # another version
+    state.end(_identity(f))
+    assert state.begin(_identity(f)) == 1
+    state.end(_identity(f))
+    state.close()
