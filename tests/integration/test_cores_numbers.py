@@ -235,10 +235,16 @@ def _cert(key_pem: bytes) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def test_openssl_s_server_key_is_found_after_its_files_are_deleted(workdir: Path) -> None:
-    """openssl s_server's RSA key, whose files were deleted after start, is found in its core."""
+@pytest.mark.parametrize("kind", ["rsa", "ec"])
+def test_openssl_s_server_key_is_found_after_its_files_are_deleted(
+    workdir: Path, kind: str
+) -> None:
+    """openssl s_server's RSA or P-256 key, whose files were deleted after start, is found in its core.
+
+    RSA from its BIGNUM limbs (p * q = n), EC from its BIGNUM scalar and point.
+    """
     _require("gcore", "openssl")
-    key = keys.rsa_key(2048)
+    key = keys.rsa_key(2048) if kind == "rsa" else keys.ec_key()
     key_pem = keys.pem(key).data
     kf, cf = workdir / "server.key", workdir / "server.crt"
     kf.write_bytes(key_pem)
