@@ -12,15 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import Any, Protocol
-
-
-class Readable(Protocol):
-    """A stream read forward only."""
-
-    def read(self, n: int, /) -> bytes:
-        """Up to n bytes; b'' at the end."""
-        ...
+from typing import Any
 
 
 class EncryptedMemberError(Exception):

@@ -118,17 +118,24 @@ class BigNum:
 
     value: int
     limbs: int
-    private: bool  # BN_FLG_SECURE or BN_FLG_CONSTTIME: OpenSSL marks secret values so
+    private: bool  # flagged BN_FLG_SECURE or BN_FLG_CONSTTIME, as OpenSSL flags secret values
     offset: int  # stream offset of the limbs
 
 
-def bignums(window: memoryview, base: int, memory: DumpInfo) -> list[BigNum]:
-    """BIGNUMs of 4, 6 or 9 limbs whose struct and limbs both lie in this window."""
+def window_cells(window: memoryview, base: int) -> npt.NDArray[np.uint64]:
+    """The window's 8-byte-aligned cells (structs are aligned in the process's memory)."""
     first = (-base) % 8
     count = max(0, (len(window) - first) // 8)
-    if count < 3:
+    cells: npt.NDArray[np.uint64] = np.frombuffer(window, dtype="<u8", count=count, offset=first)
+    return cells
+
+
+def bignums(
+    window: memoryview, base: int, cells: npt.NDArray[np.uint64], memory: DumpInfo
+) -> list[BigNum]:
+    """BIGNUMs of 4, 6 or 9 limbs whose struct and limbs both lie in this window."""
+    if len(cells) < 3:
         return []
-    cells = np.frombuffer(window, dtype="<u8", count=count, offset=first)
     idx = _struct_cells(cells)
     out: list[BigNum] = []
     end = base + len(window)
@@ -152,6 +159,7 @@ _ECX_TYPES: dict[int, tuple[int, str]] = {
     2: (32, "ed25519"),
     3: (57, "ed448"),
 }
+_ECX_SIZES = np.array([_ECX_TYPES[k][0] for k in sorted(_ECX_TYPES)], dtype=np.uint64)
 _ECX_PUBLIC_BEFORE = 80  # bytes before the privkey pointer searched for the public key
 _KEYLEN_LOW, _KEYLEN_SPAN = np.uint64(32), np.uint64(57 - 32)
 _MAX_REFS = 1 << 20
@@ -172,17 +180,19 @@ class EcxKey:
 
 
 def ecx_keys(
-    window: memoryview, base: int, memory: DumpInfo, spend: Callable[[], bool] = lambda: True
+    window: memoryview,
+    base: int,
+    cells: npt.NDArray[np.uint64],
+    memory: DumpInfo,
+    spend: Callable[[], bool] = lambda: True,
 ) -> list[EcxKey]:
     """ECX_KEY structs in this window whose private bytes (also in it) give their public key.
 
     `spend` is asked before each derivation (a scalar multiplication); False stops the search.
     """
-    first = (-base) % 8
-    count = max(0, (len(window) - first) // 8)
-    if count < 3:
+    if len(cells) < 3:
         return []
-    cells = np.frombuffer(window, dtype="<u8", count=count, offset=first)
+    first = (-base) % 8
     idx = _blocks(cells, _KEYLEN_LOW, _KEYLEN_SPAN, _ecx_fields)
     out: list[EcxKey] = []
     end = base + len(window)
@@ -232,8 +242,7 @@ def _ecx_fields(
     """keylen, then type (low half) and reference count (high half) agreeing with it."""
     kind, refs = third & _LOW32, third >> _HIGH
     ok: npt.NDArray[np.bool_] = (kind <= 3) & (refs >= 1) & (refs <= _MAX_REFS)
-    sizes = np.array([_ECX_TYPES[k][0] for k in sorted(_ECX_TYPES)], dtype=np.uint64)
-    ok &= second == sizes[np.minimum(kind, 3).astype(np.intp)]
+    ok &= second == _ECX_SIZES[np.minimum(kind, 3).astype(np.intp)]
     return ok
 
 
@@ -302,8 +311,9 @@ class EcKeySearch:
 
         (Not only the window owning the scalar: its point may sit in the overlap before it.)
         """
-        out = self._ecx(window, base)
-        numbers = bignums(window, base, self._memory)
+        cells = window_cells(window, base)
+        out = self._ecx(window, base, cells)
+        numbers = bignums(window, base, cells, self._memory)
         if not any(b.private for b in numbers):
             return out
         values: dict[int, set[int]] = {}
@@ -338,9 +348,11 @@ class EcKeySearch:
         self._checks_left -= 1
         return True
 
-    def _ecx(self, window: memoryview, base: int) -> list[KeyFinding]:
+    def _ecx(
+        self, window: memoryview, base: int, cells: npt.NDArray[np.uint64]
+    ) -> list[KeyFinding]:
         out: list[KeyFinding] = []
-        for key in ecx_keys(window, base, self._memory, self._spend):
+        for key in ecx_keys(window, base, cells, self._memory, self._spend):
             fingerprint = keymath.fingerprint(key.public)
             if fingerprint in self._found:
                 continue
