@@ -10,7 +10,9 @@ come back to the walker as a short read, and the walker's guard reports them.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,9 +21,20 @@ class EncryptedMemberError(Exception):
     """libarchive refused a member's data because it is encrypted (its message names no bytes)."""
 
 
+_SONAME = "libarchive.so.13"  # Debian 11-13, Ubuntu, Fedora, Alpine
+
+
 @functools.cache
 def library() -> Any | None:
     """The `libarchive` module, or None when the binding or the shared library is missing."""
+    # without a path libarchive-c asks ctypes.util.find_library, which forks `ldconfig -p`
+    # in every process that opens its first archive (5-7 % of a sweep's CPU, with the fork)
+    if "LIBARCHIVE" not in os.environ:
+        try:
+            ctypes.CDLL(_SONAME)
+            os.environ["LIBARCHIVE"] = _SONAME
+        except OSError:
+            pass  # another soname, or none: libarchive-c searches as it always does
     try:
         import libarchive  # noqa: PLC0415 - optional at run time: needs the C library
     except (ImportError, OSError, AttributeError):
@@ -38,7 +51,9 @@ class ReadInto:
 
     def readinto(self, buffer: Any) -> int:
         data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
+        # a byte view: slicing libarchive-c's ctypes buffer itself copies byte by byte (40 MB/s)
+        with memoryview(buffer) as view, view.cast("B") as raw:
+            raw[: len(data)] = data
         return len(data)
 
     def seekable(self) -> bool:
