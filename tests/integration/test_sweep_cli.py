@@ -75,6 +75,39 @@ def test_sweep_reports_each_key_once_as_jsonl_and_exits_1(
     assert all(Path(p).exists() for p in expected)  # report only: nothing moved
 
 
+def test_parallel_sweep_of_many_small_files_reports_each_file_once(tmp_path: Path) -> None:
+    """Workers take small files in batches: 150 files (keys among them, and one big dump)
+    give the same findings with --jobs 2 as with --jobs 1, every file counted once."""
+    root = tmp_path / "many"
+    root.mkdir()
+    expected: dict[str, str] = {}
+    for i in range(150):
+        path = root / f"f{i:03}.bin"
+        if i % 37 == 5:
+            key = (
+                keys.pem(keys.cached_rsa(2048)) if i % 2 else keys.der(keys.ec_key(ec.SECP256R1()))
+            )
+            path.write_bytes(keys.plant(key.data, before=10_000, after=10_000, seed=i))
+            expected[str(path)] = key.fingerprint
+        else:
+            path.write_bytes(keys.filler(5_000 + 97 * i, seed=i))
+    big_key = keys.pem(keys.ec_key(ec.SECP384R1()))
+    (root / "core.big").write_bytes(keys.plant(big_key.data, before=12 * 1024 * 1024, seed=1))
+    expected[str(root / "core.big")] = big_key.fingerprint
+    runs = {}
+    for jobs in ("1", "2"):
+        out = _sweep("sweep", "--dry-run", "--format", "jsonl", "--jobs", jobs, str(root))
+        assert out.returncode == 1, out.stderr
+        assert "scanned 151 file(s)" in out.stderr, out.stderr[-400:]
+        events = [json.loads(line) for line in out.stdout.splitlines()]
+        runs[jobs] = {
+            e["file"]["path"]: [f["fingerprint"] for f in e["egress_guard"]["findings"]]
+            for e in events
+        }
+        assert len(events) == len(runs[jobs])  # one event per file
+    assert runs["1"] == runs["2"] == {path: [fp] for path, fp in expected.items()}
+
+
 def test_sweep_of_clean_files_exits_0_and_prints_nothing(tmp_path: Path) -> None:
     """A folder without keys (placeholders included) exits 0 with empty stdout."""
     (tmp_path / "a.bin").write_bytes(keys.filler(300_000))
