@@ -90,7 +90,7 @@ def _worker_scan(batch: list[Arrival]) -> list[ScanResult]:
 
 
 def _batches(arrivals: list[tuple[int, Arrival]]) -> Iterator[list[Arrival]]:
-    """The sweep's work units, largest first: a big file alone, small files by the dozen.
+    """The sweep's work units, largest first: a file alone, small ones by the dozen.
 
     A task costs the pool about a millisecond of pickling and wake-ups in the parent,
     which shares the CPUs with the workers: one task per small file made the parent
@@ -99,7 +99,7 @@ def _batches(arrivals: list[tuple[int, Arrival]]) -> Iterator[list[Arrival]]:
     batch: list[Arrival] = []
     held = 0
     for size, arrival in arrivals:
-        if size >= _BATCH_BYTES:
+        if size >= _SMALL_FILE:
             yield [arrival]
             continue
         batch.append(arrival)
@@ -217,7 +217,9 @@ def _filtered(publish: Any, result: ScanResult, show_allowlisted: bool) -> Any:
 
 
 _BATCH_FILES = 32
-_BATCH_BYTES = 8 * 1024 * 1024
+# compressed files expand: a batch of a few MB could hold minutes of work and finish last
+_SMALL_FILE = 256 * 1024
+_BATCH_BYTES = 2 * 1024 * 1024
 _PRELOAD_BYTES = 256 * 1024 * 1024  # a sweep this large will meet a dump, or barely notice
 
 
