@@ -108,6 +108,38 @@ def test_parallel_sweep_of_many_small_files_reports_each_file_once(tmp_path: Pat
     assert runs["1"] == runs["2"] == {path: [fp] for path, fp in expected.items()}
 
 
+# binaries of a normal Debian host that embed published test keys (openssl speed,
+# gnutls-cli's and libgcrypt's self-test keys): a debug host has them, a sweep must not flag them
+_KEY_BEARING_BINARIES = (
+    "/usr/bin/openssl",
+    "/usr/bin/gnutls-cli",
+    "/usr/bin/certtool",
+    "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+    "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+    "/usr/lib/x86_64-linux-gnu/libgcrypt.so.20",
+)
+
+
+def test_host_binaries_with_embedded_test_keys_are_only_allowlisted() -> None:
+    """Real binaries as negatives: their embedded test keys are found, and every one is allowlisted."""
+    # sonames are links, and a sweep never follows one: the files they name
+    present = sorted({os.path.realpath(p) for p in _KEY_BEARING_BINARIES if os.path.exists(p)})
+    assert "/usr/bin/openssl" in present and "/usr/bin/gnutls-cli" in present, present
+    out = _sweep("sweep", "--dry-run", "--format", "jsonl", "--show-allowlisted", *present)
+    assert out.returncode == 0, out.stdout[-2000:]  # 0: nothing but allowlisted keys
+    findings = [
+        (e["file"]["path"], f)
+        for line in out.stdout.splitlines()
+        for e in [json.loads(line)]
+        for f in e["egress_guard"]["findings"]
+    ]
+    assert {path for path, _ in findings} >= {"/usr/bin/openssl", "/usr/bin/gnutls-cli"}
+    flagged = [
+        (path, f["fingerprint"], f["format"]) for path, f in findings if not f["allowlisted"]
+    ]
+    assert flagged == []
+
+
 def test_sweep_of_clean_files_exits_0_and_prints_nothing(tmp_path: Path) -> None:
     """A folder without keys (placeholders included) exits 0 with empty stdout."""
     (tmp_path / "a.bin").write_bytes(keys.filler(300_000))
