@@ -165,6 +165,37 @@ PYTHON_INTS = textwrap.dedent(
     """
 )
 
+PYTHON_EC_INTS = textwrap.dedent(
+    """
+    import sys
+    import ecdsa
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    curves = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1(), "p521": ec.SECP521R1(),
+              "k256": ec.SECP256K1()}
+    pure = {"p256": ecdsa.NIST256p, "p384": ecdsa.NIST384p, "p521": ecdsa.NIST521p,
+            "k256": ecdsa.SECP256k1}
+    held = []
+    for spec in sys.argv[1:]:  # numbers:p256 (private_numbers()), ecdsa:k256 (python-ecdsa)
+        how, name = spec.split(":")
+        if how == "numbers":
+            key = ec.generate_private_key(curves[name])
+            nums = key.private_numbers()  # as JWK libraries make them
+            held.append((nums.private_value, nums.public_numbers.x, nums.public_numbers.y))
+            der = key.public_key().public_bytes(serialization.Encoding.DER,
+                serialization.PublicFormat.SubjectPublicKeyInfo)
+            del key, nums  # OpenSSL clears the private BIGNUM: only the ints are left
+        else:
+            sk = ecdsa.SigningKey.generate(curve=pure[name])
+            sk.sign(b"used once")
+            held.append(sk)
+            der = sk.get_verifying_key().to_der()
+        print(der.hex(), flush=True)
+    print("READY", flush=True)
+    sys.stdin.read()
+    """
+)
+
 PYTHON_PUBLIC_ONLY = textwrap.dedent(
     """
     import datetime, sys

@@ -162,6 +162,29 @@ def test_rsa_keys_held_as_python_ints_are_found(workdir: Path) -> None:
     core.unlink()
 
 
+def test_ec_keys_held_as_python_ints_are_found(workdir: Path) -> None:
+    """EC keys as Python ints: private_numbers() of OpenSSL keys (objects freed), and python-ecdsa
+    keys (pure Python, behind python-jose), whose point tables hold thousands of ints."""
+    curves = ("p256", "p384", "p521", "k256")
+    specs = [f"{how}:{curve}" for how in ("numbers", "ecdsa") for curve in curves]
+    with cores.holder(cores.python_argv(cores.PYTHON_EC_INTS, *specs)) as (proc, out):
+        core = cores.gcore(proc.pid, workdir)
+    expected = _fingerprints(out)
+    assert len(expected) == 8
+    result = cores.scan_numbers(core)
+    found = {f.fingerprint: f for f in result.findings}
+    assert expected <= set(found)
+    assert {found[fp].format for fp in expected} == {"ec-numbers-pylong"}
+    assert {found[fp].curve for fp in expected} == {
+        "secp256r1",
+        "secp384r1",
+        "secp521r1",
+        "secp256k1",
+    }
+    assert not [p for p in result.problems if "budget" in p.detail]
+    core.unlink()
+
+
 def _config(tmp_path: Path) -> Path:
     config = tmp_path / "agent.toml"
     config.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n')

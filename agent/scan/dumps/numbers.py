@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.logs import get_logger
 from agent.scan import keymath
-from agent.scan.dumps import known, pylong
+from agent.scan.dumps import known, pylong, pylong_ec
 from agent.scan.dumps.candidates import (
     I64,
     U64,
@@ -114,6 +114,7 @@ class NumberSearch:
         self._skipped_bytes = 0
         self._limit_noted = False
         self._pylongs = pylong.PyLongKeys(spend=self.spend_division, claim=self.claim)
+        self._pylong_ec = pylong_ec.PyLongEcKeys()
         self._ec = (
             EcKeySearch(memory, max_point_checks=max_ec_point_checks)
             if memory is not None and memory.regions
@@ -148,6 +149,11 @@ class NumberSearch:
             ec_keys += self._pylongs.feed(python_ints)
             if self._pylongs.limit_reached:
                 self.note_limit("more than 4096 key-sized Python ints; the rest were not paired")
+            ec_keys += self._pylong_ec.feed(python_ints)
+            if self._pylong_ec.limit_reached:
+                self.note_limit(
+                    "the EC key search among Python ints reached its budget of point checks"
+                )
         islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
         self._note_skipped()
         if len(islands.start) == 0:

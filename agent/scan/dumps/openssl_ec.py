@@ -56,11 +56,15 @@ MAX_Z_CANDIDATES = 64  # public BIGNUMs nearest a scalar tried as its point's Z
 
 
 @dataclass(frozen=True, slots=True)
-class _Curve:
+class Curve:
+    """A named curve's constants, for the searches of keys held as numbers."""
+
     curve: ec.EllipticCurve
     p: int  # field prime
     n: int  # group order
     limbs: int
+    a: int  # y^2 = x^3 + a*x + b (mod p)
+    b: int
 
     @property
     def montgomery(self) -> int:
@@ -71,14 +75,24 @@ _P256 = 2**256 - 2**224 + 2**192 + 2**96 - 1
 _P384 = 2**384 - 2**128 - 2**96 + 2**32 - 1
 _P521 = 2**521 - 1
 _K256 = 2**256 - 2**32 - 977
-CURVES: tuple[_Curve, ...] = (
-    _Curve(
-        ec.SECP256R1(), _P256, 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551, 4
+CURVES: tuple[Curve, ...] = (
+    Curve(
+        ec.SECP256R1(),
+        _P256,
+        0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        4,
+        -3,
+        0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B,
     ),
-    _Curve(
-        ec.SECP256K1(), _K256, 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141, 4
+    Curve(
+        ec.SECP256K1(),
+        _K256,
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,
+        4,
+        0,
+        7,
     ),
-    _Curve(
+    Curve(
         ec.SECP384R1(),
         _P384,
         int(
@@ -87,8 +101,14 @@ CURVES: tuple[_Curve, ...] = (
             16,
         ),
         6,
+        -3,
+        int(
+            "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875a"
+            "c656398d8a2ed19d2a85c8edd3ec2aef",
+            16,
+        ),
     ),
-    _Curve(
+    Curve(
         ec.SECP521R1(),
         _P521,
         int(
@@ -98,6 +118,13 @@ CURVES: tuple[_Curve, ...] = (
             16,
         ),
         9,
+        -3,
+        int(
+            "0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef1"
+            "09e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b50"
+            "3f00",
+            16,
+        ),
     ),
 )
 _LIMBS = frozenset(c.limbs for c in CURVES)
@@ -371,7 +398,7 @@ class EcKeySearch:
         return out
 
     def _prove(
-        self, scalar: BigNum, curve: _Curve, values: set[int], zs: list[int]
+        self, scalar: BigNum, curve: Curve, values: set[int], zs: list[int]
     ) -> KeyFinding | None:
         public = ec.derive_private_key(scalar.value, curve.curve).public_key()
         if not _point_in(public.public_numbers().x, curve, values, zs):
@@ -404,7 +431,7 @@ def _nearest(group: list[BigNum], offsets: list[int], offset: int) -> list[int]:
     return [b.value for b in group[max(0, i - half) : i + half]]
 
 
-def _point_in(x: int, curve: _Curve, values: set[int], zs: list[int]) -> bool:
+def _point_in(x: int, curve: Curve, values: set[int], zs: list[int]) -> bool:
     """True when the window holds Q's x: affine, or Jacobian X = x * Z^2 for a Z near the scalar."""
     p, r = curve.p, curve.montgomery
     r_inv = pow(r, -1, p)

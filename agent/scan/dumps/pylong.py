@@ -32,11 +32,13 @@ from agent.values import KeyFinding
 
 FORMAT = "rsa-numbers-pylong"
 DIGIT_BITS = 30
-MIN_DIGITS = 18  # a 512-bit prime (RSA 1024)
+MIN_DIGITS = 9  # a 256-bit EC scalar or coordinate (`pylong_ec`); RSA keys start at 18
+MIN_PRIME_BITS = 500  # ints paired as RSA numbers: a 512-bit prime (RSA 1024) and up
 MAX_DIGITS = 280  # an 8192-bit modulus is 274 digits
 MIN_MODULUS_BITS = 1020  # RSA 1024
-MAX_LONGS = 4096  # per window: a window of key-sized ints is not a heap, it is a trap
-_LEAD_CELLS = 4  # digits tested for every candidate at once (MIN_DIGITS needs 9 cells)
+# per window: python-ecdsa keeps ~1,000 coordinates per curve; beyond this it is a trap
+MAX_LONGS = 16_384
+_LEAD_CELLS = 4  # the first 8 digits, tested for every candidate at once (MIN_DIGITS >= 8)
 _LOW32 = np.uint64(0xFFFFFFFF)
 MAX_LONGS_PER_STREAM = 4096  # each new int is tested against those kept: bounded pairs
 EXPONENTS = (65537, 3)
@@ -59,7 +61,7 @@ def pylongs(
     good: npt.NDArray[np.bool_],
     edges: npt.NDArray[np.int64],
 ) -> list[PyLong]:
-    """The ints of MIN_DIGITS..MAX_DIGITS digits whose digits start a run of good cells.
+    """The ints of MIN_DIGITS..MAX_DIGITS digits (EC and RSA sizes) whose digits start a run of good cells.
 
     Runs, not islands: an island must start with bytes >= 0x80 in nearly every
     cell, and a cell of two 30-bit digits lacks one once in 64 (a 3072-bit
@@ -125,7 +127,11 @@ class PyLongKeys:
 
     def feed(self, longs: list[PyLong]) -> list[KeyFinding]:
         """Keys that this window's ints complete."""
-        new = [x for x in longs if x.offset not in self._seen]
+        new = [
+            x
+            for x in longs
+            if x.offset not in self._seen and x.value.bit_length() >= MIN_PRIME_BITS
+        ]
         room = MAX_LONGS_PER_STREAM - len(self._seen)
         if len(new) > room:
             new, self.limit_reached = new[: max(room, 0)], True

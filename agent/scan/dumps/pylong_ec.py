@@ -1,0 +1,149 @@
+"""EC private keys held as Python ints (python-ecdsa, `private_numbers()`, JWK libraries), proven by their public point.
+
+A scalar d is any number below the curve's order, so an int is a key only
+when the x-coordinate of d*G is an int of the same stream (a chance match:
+about 2^-256). Trying every key-sized int as a scalar costs one scalar
+multiplication each (70 us on P-256, 1.4 ms on secp256k1), and a process
+that does curve arithmetic in Python holds thousands of such ints that are
+coordinates, not scalars: python-ecdsa keeps about a thousand multiples of G
+per curve in use, affine (measured: 2,860 of 2,986 key-sized ints in a core
+of a process with four keys). Coordinates are recognised first, cheaply: x
+and y of one point satisfy y^2 = x^3 + ax + b (mod p), so each int's
+x^3 + ax + b and y^2 are indexed and matched, two modular products per int
+and curve. What is left, a few dozen ints, is tried as scalars within a
+per-stream budget weighted by each curve's cost; a point derived before its
+x was seen is remembered, so the int may come in a later window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.logs import get_logger
+from agent.scan import keymath
+from agent.scan.dumps.openssl_ec import CURVES, Curve
+from agent.scan.dumps.pylong import PyLong
+from agent.values import KeyFinding
+
+log = get_logger("agent.scan.dumps")
+
+RULE = "ec_number_search"
+FORMAT = "ec-numbers-pylong"
+MAX_INTS_PER_STREAM = 32_768  # python-ecdsa's tables are ~1,000 per curve; more is a trap
+# scalar multiplications per stream, in P-256 units (measured with cryptography: P-256
+# 70 us, P-521 430 us, P-384 720 us, secp256k1 1,430 us): 4,000 units is about 0.3 s
+BUDGET = 4_000
+_COST = {"secp256r1": 1, "secp521r1": 6, "secp384r1": 10, "secp256k1": 20}
+# an int of 9 or more 30-bit digits (`pylong.MIN_DIGITS`) may be a 256-bit scalar or coordinate
+_SLACK_BITS = 32
+
+
+@dataclass(slots=True)
+class _CurveInts:
+    """The ints of one curve's size: indexed as x (x^3 + ax + b) and as y (y^2), mod p."""
+
+    curve: Curve
+    as_x: dict[int, int] = field(default_factory=dict)
+    as_y: dict[int, int] = field(default_factory=dict)
+    points: int = 0  # coordinate pairs seen: the curves in use are tried first
+
+    def fits(self, value: int) -> bool:
+        bits = self.curve.curve.key_size
+        return bits - _SLACK_BITS < value.bit_length() <= bits and value < self.curve.p
+
+    def pair(self, value: int) -> int | None:
+        """Index `value`; the other coordinate of a point it belongs to, when one was seen."""
+        p, a, b = self.curve.p, self.curve.a, self.curve.b
+        rhs = (value * value * value + a * value + b) % p
+        square = value * value % p
+        other = self.as_y.get(rhs)  # value is x, other its y
+        if other is None:
+            other = self.as_x.get(square)  # value is y, other its x
+        self.as_x.setdefault(rhs, value)
+        self.as_y.setdefault(square, value)
+        if other is not None:
+            self.points += 1
+        return other
+
+
+class PyLongEcKeys:
+    """EC keys among the key-sized ints of one stream (see the module docstring)."""
+
+    def __init__(self, *, budget: int = BUDGET) -> None:
+        self._left = budget
+        self._seen: set[int] = set()  # offsets: overlapping windows see an int twice
+        self._values: set[int] = set()
+        self._coordinates: set[int] = set()
+        self._curves = [_CurveInts(c) for c in CURVES]
+        self._derived: dict[int, tuple[PyLong, Curve, ec.EllipticCurvePublicKey]] = {}
+        self._found: set[str] = set()
+        self.limit_reached = False
+
+    def feed(self, longs: list[PyLong]) -> list[KeyFinding]:
+        """Keys that this window's ints complete."""
+        new = [
+            (x, fitting)
+            for x in longs
+            if x.offset not in self._seen
+            for fitting in [[c for c in self._curves if c.fits(x.value)]]
+            if fitting
+        ]
+        room = MAX_INTS_PER_STREAM - len(self._seen)
+        if len(new) > room:
+            new, self.limit_reached = new[: max(room, 0)], True
+        for x, fitting in new:  # the window's coordinates are all known before a scalar is tried
+            self._seen.add(x.offset)
+            self._values.add(x.value)
+            for c in fitting:
+                other = c.pair(x.value)
+                if other is not None:
+                    self._coordinates.update((x.value, other))
+        out: list[KeyFinding] = []
+        for x, _ in new:
+            earlier = self._derived.pop(x.value, None)  # x of a point derived in a past window
+            if earlier is not None:
+                out += self._finding(*earlier)
+        for x, fitting in new:
+            if x.value in self._coordinates:
+                continue
+            for c in sorted(fitting, key=lambda c: -c.points):
+                if x.value >= c.curve.n:
+                    continue
+                cost = _COST.get(c.curve.curve.name, 10)
+                if self._left < cost:
+                    self.limit_reached = True
+                    return out
+                self._left -= cost
+                try:
+                    public = ec.derive_private_key(x.value, c.curve.curve).public_key()
+                except ValueError:  # OpenSSL refuses some values below the order (P-521)
+                    continue
+                px = public.public_numbers().x
+                if px in self._values:
+                    out += self._finding(x, c.curve, public)
+                    break
+                self._derived[px] = (x, c.curve, public)
+        return out
+
+    def _finding(
+        self, scalar: PyLong, curve: Curve, public: ec.EllipticCurvePublicKey
+    ) -> list[KeyFinding]:
+        fingerprint = keymath.fingerprint(public)
+        if fingerprint in self._found:
+            return []
+        self._found.add(fingerprint)
+        log.debug("dumps.key_found", curve=curve.curve.name, offset=scalar.offset)
+        return [
+            KeyFinding(
+                rule=RULE,
+                format=FORMAT,
+                algorithm="ec",
+                offset=scalar.offset,
+                validated=True,
+                bits=curve.curve.key_size,
+                curve=curve.curve.name,
+                fingerprint=fingerprint,
+            )
+        ]
