@@ -241,6 +241,65 @@ JAVA_HOLDER = textwrap.dedent(
     """
 )
 
+JAVA_EC_HOLDER = textwrap.dedent(
+    """
+    import java.nio.file.*;
+    import java.security.*;
+    import java.security.spec.*;
+    public class EcHolder {
+        static String hex(byte[] b) {
+            StringBuilder sb = new StringBuilder();
+            for (byte x : b) sb.append(String.format("%02x", x));
+            return sb.toString();
+        }
+        public static void main(String[] a) throws Exception {
+            java.util.List<Object> held = new java.util.ArrayList<>();
+            SecureRandom random = new SecureRandom();
+            for (String spec : a) {  // generate:secp256r1, pkcs8:FILE (and FILE.pub), public:FILE
+                String how = spec.substring(0, spec.indexOf(':'));
+                String arg = spec.substring(spec.indexOf(':') + 1);
+                for (int i = 0; i < 200; i++) held.add(random.generateSeed(32));  // look-alikes
+                if (how.equals("public")) {
+                    byte[] der = Files.readAllBytes(Paths.get(arg));
+                    held.add(KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(der)));
+                    continue;
+                }
+                PrivateKey priv;
+                PublicKey pub;
+                if (how.equals("generate")) {
+                    KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
+                    g.initialize(new ECGenParameterSpec(arg));
+                    KeyPair kp = g.generateKeyPair();
+                    priv = kp.getPrivate();
+                    pub = kp.getPublic();
+                } else {  // a key and its certificate's public key, as a server loads them
+                    byte[] der = Files.readAllBytes(Paths.get(arg));
+                    priv = KeyFactory.getInstance("EC").generatePrivate(new PKCS8EncodedKeySpec(der));
+                    java.util.Arrays.fill(der, (byte) 0);
+                    Files.delete(Paths.get(arg));
+                    byte[] spki = Files.readAllBytes(Paths.get(arg + ".pub"));
+                    held.add(KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(spki)));
+                    pub = null;
+                }
+                Signature s = Signature.getInstance("SHA256withECDSA");
+                s.initSign(priv);
+                s.update(new byte[] {1});
+                s.sign();
+                held.add(priv);
+                if (pub != null) {
+                    held.add(pub);
+                    System.out.println(hex(pub.getEncoded()));
+                }
+            }
+            System.out.println("READY");
+            System.out.flush();
+            System.in.read();
+            System.out.println(held.size());
+        }
+    }
+    """
+)
+
 NODE_HOLDER = textwrap.dedent(
     """
     const fs = require('fs');

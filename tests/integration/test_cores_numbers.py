@@ -22,6 +22,7 @@ import pytest
 import zstandard
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.scan import dumps
@@ -346,6 +347,69 @@ def test_java_pkcs8_key_is_found(workdir: Path) -> None:
     try:
         result = cores.scan_numbers(core)
         assert keys.fingerprint(key) in result.fingerprints
+    finally:
+        core.unlink()
+
+
+def _java_ec_core(workdir: Path, *specs: str) -> tuple[Path, str]:
+    _require("gcore", "javac", "java")
+    src = workdir / "EcHolder.java"
+    src.write_text(cores.JAVA_EC_HOLDER)
+    subprocess.run(["javac", "-d", str(workdir), str(src)], check=True, timeout=120)
+    argv = ["java", "-Xmx64m", "-Xms16m", "-XX:+UseSerialGC", "-Xshare:off"]
+    with cores.holder([*argv, "-cp", str(workdir), "EcHolder", *specs]) as (proc, out):
+        return cores.gcore(proc.pid, workdir), out
+
+
+def test_java_ec_keys_are_found_from_the_jdk_objects(workdir: Path) -> None:
+    """JDK EC keys (generated on three curves, and one decoded from a deleted PKCS#8 file with
+    its certificate's public key, as a server loads them), used once: the scalar is a
+    little-endian byte[] and the point BigIntegers, among 200 random 32-byte arrays per key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    der_file = workdir / "key.p8"
+    der_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (workdir / "key.p8.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    specs = [f"generate:{c}" for c in ("secp256r1", "secp384r1", "secp521r1")]
+    core, out = _java_ec_core(workdir, *specs, f"pkcs8:{der_file}")
+    expected = _fingerprints(out) | {keys.fingerprint(key)}
+    assert len(expected) == 4
+    try:
+        result = cores.scan_numbers(core)
+        found = {f.fingerprint: f for f in result.findings}
+        assert expected <= set(found), [(f.format, f.curve) for f in result.findings]
+        assert {found[fp].format for fp in expected} == {"ec-numbers-java"}
+        assert {found[fp].curve for fp in expected} == {"secp256r1", "secp384r1", "secp521r1"}
+    finally:
+        core.unlink()
+
+
+def test_java_holding_ec_public_keys_only_gives_no_ec_key(workdir: Path) -> None:
+    """Public points and random 32-byte arrays beside them are not a key."""
+    specs = []
+    for i, curve in enumerate((ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1())):
+        spki = workdir / f"pub{i}.der"
+        spki.write_bytes(
+            ec.generate_private_key(curve)
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        specs.append(f"public:{spki}")
+    core, _ = _java_ec_core(workdir, *specs)
+    try:
+        result = cores.scan_numbers(core)
+        assert [f for f in result.findings if f.algorithm == "ec"] == []
     finally:
         core.unlink()
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.logs import get_logger
 from agent.scan import keymath
-from agent.scan.dumps import known, pylong, pylong_ec
+from agent.scan.dumps import ec_ints, java, known, pylong
 from agent.scan.dumps.candidates import (
     I64,
     U64,
@@ -63,6 +63,7 @@ PRIME_BYTES = (64, 96, 128, 192, 256, 384, 480, 512)
 EXPONENTS = (65537, 3)
 FUSE_LIMIT = 1 << 16  # (view, position) pairs gathered in one batch (8 bytes each, and indices)
 MERGE_LIMIT = 1 << 20  # candidates of merged views held at once (a crowded window has millions)
+JAVA_EC_NEAR = 256 * 1024  # a JDK key's scalar and point: 4-35 KiB apart in measured cores
 DIVISOR_DISTANCE = 8 * 1024  # n and a lone prime of the same key sit this close in a heap
 PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms
 
@@ -114,7 +115,8 @@ class NumberSearch:
         self._skipped_bytes = 0
         self._limit_noted = False
         self._pylongs = pylong.PyLongKeys(spend=self.spend_division, claim=self.claim)
-        self._pylong_ec = pylong_ec.PyLongEcKeys()
+        self._python_ec = ec_ints.EcIntKeys(format_name="ec-numbers-pylong")
+        self._java_ec = ec_ints.EcIntKeys(format_name="ec-numbers-java", near=JAVA_EC_NEAR)
         self._ec = (
             EcKeySearch(memory, max_point_checks=max_ec_point_checks)
             if memory is not None and memory.regions
@@ -144,16 +146,19 @@ class NumberSearch:
         python_ints = pylong.pylongs(
             window, base_offset, first=first, cells=cells, good=good, edges=edges
         )
+        java_numbers = java.java_numbers(
+            window, base_offset, first=first, cells=cells, good=good, edges=edges
+        )
         del cells, good
         if python_ints:
             ec_keys += self._pylongs.feed(python_ints)
             if self._pylongs.limit_reached:
                 self.note_limit("more than 4096 key-sized Python ints; the rest were not paired")
-            ec_keys += self._pylong_ec.feed(python_ints)
-            if self._pylong_ec.limit_reached:
-                self.note_limit(
-                    "the EC key search among Python ints reached its budget of point checks"
-                )
+            ec_keys += self._python_ec.feed(python_ints)
+        if java_numbers:
+            ec_keys += self._java_ec.feed(java_numbers)
+        if self._python_ec.limit_reached or self._java_ec.limit_reached:
+            self.note_limit("the EC key search among language-runtime numbers reached its budget")
         islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
         self._note_skipped()
         if len(islands.start) == 0:

@@ -32,7 +32,7 @@ from agent.values import KeyFinding
 
 FORMAT = "rsa-numbers-pylong"
 DIGIT_BITS = 30
-MIN_DIGITS = 9  # a 256-bit EC scalar or coordinate (`pylong_ec`); RSA keys start at 18
+MIN_DIGITS = 9  # a 256-bit EC scalar or coordinate (`ec_ints`); RSA keys start at 18
 MIN_PRIME_BITS = 500  # ints paired as RSA numbers: a 512-bit prime (RSA 1024) and up
 MAX_DIGITS = 280  # an 8192-bit modulus is 274 digits
 MIN_MODULUS_BITS = 1020  # RSA 1024

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.scan import keymath
-from agent.scan.dumps import NumberSearch, pylong_ec
+from agent.scan.dumps import NumberSearch, ec_ints
 from agent.scan.dumps.openssl_ec import CURVES
 from agent.scan.dumps.pylong import PyLong
 from tests import cores
@@ -76,7 +76,7 @@ def test_coordinates_of_a_point_table_are_not_tried_as_scalars() -> None:
         table += [g.x, g.y]
     d, x, y, fingerprint = _key("secp256r1")
     ints = [PyLong(v, 64 * i) for i, v in enumerate([*table, x, y, d])]
-    search = pylong_ec.PyLongEcKeys(budget=4 * 21)
+    search = ec_ints.EcIntKeys(format_name="ec-numbers-pylong", budget=4 * 21)
     found = search.feed(ints)
     assert [f.fingerprint for f in found] == [fingerprint]
     assert not search.limit_reached
@@ -87,4 +87,4 @@ def test_budget_bounds_the_work_and_is_reported() -> None:
     fakes = b"".join(pyint(int.from_bytes(os.urandom(32), "big") | (1 << 255)) for _ in range(3000))
     search = NumberSearch()
     assert search.feed(memoryview(fakes), 0, 0, len(fakes)) == []
-    assert any("Python ints reached its budget" in p.detail for p in search.problems)
+    assert any("language-runtime numbers reached its budget" in p.detail for p in search.problems)
