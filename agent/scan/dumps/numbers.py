@@ -113,7 +113,7 @@ class NumberSearch:
         self._divisions_left = max_divisions
         self._found: set[int] = set()
         self._skipped_bytes = 0
-        self._limit_noted = False
+        self._limits_noted: set[str] = set()
         self._pylongs = pylong.PyLongKeys(spend=self.spend_division, claim=self.claim)
         self._python_ec = ec_ints.EcIntKeys(format_name="ec-numbers-pylong")
         self._java_ec = ec_ints.EcIntKeys(format_name="ec-numbers-java", near=JAVA_EC_NEAR)
@@ -209,9 +209,9 @@ class NumberSearch:
         self.problems[:] = kept
 
     def note_limit(self, detail: str) -> None:
-        """Record once that a per-stream cap was reached."""
-        if not self._limit_noted:
-            self._limit_noted = True
+        """Record once per kind that a per-stream cap was reached (each search has its own)."""
+        if detail not in self._limits_noted:
+            self._limits_noted.add(detail)
             self.problems.append(
                 ScanProblem(error_type=ErrorType.HIT_LIMIT, stage=STAGE, detail=detail)
             )

@@ -12,6 +12,7 @@ from agent.scan.dumps import NumberSearch, ec_ints
 from agent.scan.dumps.openssl_ec import CURVES
 from agent.scan.dumps.pylong import PyLong
 from tests import cores
+from tests.unit.scan.test_dumps_pylong import _numbers as _rsa_numbers
 from tests.unit.scan.test_dumps_pylong import heap, pyint
 
 CURVE_NAMES = [c.curve.name for c in CURVES]
@@ -88,3 +89,15 @@ def test_budget_bounds_the_work_and_is_reported() -> None:
     search = NumberSearch()
     assert search.feed(memoryview(fakes), 0, 0, len(fakes)) == []
     assert any("language-runtime numbers reached its budget" in p.detail for p in search.problems)
+
+
+def test_each_search_that_hits_its_budget_says_so() -> None:
+    """The RSA division budget and the EC budget are separate limits: both are reported."""
+    n, p, _, _, _ = _rsa_numbers(2048)
+    fakes = b"".join(pyint(int.from_bytes(os.urandom(32), "big") | (1 << 255)) for _ in range(3000))
+    data = heap(pyint(n), pyint(p)) + fakes
+    search = NumberSearch(max_divisions=0)
+    search.feed(memoryview(data), 0, 0, len(data))
+    details = [p.detail for p in search.problems]
+    assert any("budget of big-integer checks" in d for d in details), details
+    assert any("language-runtime numbers reached its budget" in d for d in details), details
