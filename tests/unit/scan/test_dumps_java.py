@@ -113,3 +113,13 @@ def test_a_scalar_far_from_any_point_of_its_curve_is_not_tried() -> None:
         int_array(x), int_array(y)
     )
     assert cores.scan_numbers(far).findings == []
+
+
+def test_a_heap_crowded_with_fake_arrays_is_bounded() -> None:
+    """Thousands of random key-sized arrays beside a real point: bounded work, no key, no raise."""
+    _, x, y, _ = _key(ec.SECP256R1())
+    fakes = [byte_array(os.urandom(32)) for _ in range(3000)]
+    fakes += [int_array(int.from_bytes(os.urandom(32), "big") | (1 << 255)) for _ in range(3000)]
+    data = b"".join(fakes[:3000]) + int_array(x) + int_array(y) + b"".join(fakes[3000:])
+    result = cores.scan_numbers(data)  # pytest-timeout fails a hang
+    assert result.findings == []
