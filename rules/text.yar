@@ -71,3 +71,33 @@ rule sshcom_private_key
     condition:
         $a
 }
+
+rule age_secret_key
+{
+    meta:
+        validator = "age"
+        format = "age"
+        severity = "high"
+        description = "age identity (age-keygen, SOPS keys.txt): AGE-SECRET-KEY-1 and a bech32 X25519 key"
+        selftest = "age_identity,age_identity_env"
+    strings:
+        $a = "AGE-SECRET-KEY-"
+    condition:
+        $a
+}
+
+rule minisign_secret_key
+{
+    meta:
+        validator = "minisign"
+        format = "minisign"
+        severity = "high"
+        description = "minisign or OpenBSD signify Ed25519 secret key file (comment line, then the key's base64), clear or passphrase-protected"
+        selftest = "minisign_clear,minisign_encrypted,signify_clear,signify_encrypted"
+    strings:
+        // one atom for both tools (the base64 prefixes of the keys would cost three);
+        // public keys and signatures share the comment, the validator reads what follows
+        $c = "untrusted comment: "
+    condition:
+        $c
+}

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, x25519
 
 from agent.scan import keymath
 from agent.scan import rules as rules_mod
 from agent.scan.samples import binary as samples
 from agent.scan.samples.text import fingerprint
 from agent.scan.scanner import Scanner, ScanSettings
-from agent.scan.validators import VALIDATORS
+from agent.scan.validators import VALIDATORS, age
 from agent.values import KeyFinding
 from tests.keys import rsa2048
 
@@ -346,3 +346,81 @@ def test_rich_is_not_imported_by_the_agent() -> None:
     assert res.stdout.strip() == "None"
     assert "ZeroDivisionError" in res.stderr
     assert "test.failure_logged" in res.stderr
+
+
+# ---- age, minisign, signify ------------------------------------------------------------
+
+
+def _run(*argv: str, stdin: bytes = b"") -> None:
+    subprocess.run(argv, input=stdin, check=True, capture_output=True, timeout=120)
+
+
+def _ed25519_spki_fingerprint(raw: bytes) -> str:
+    public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    return keymath.fingerprint(public)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_age_keygen_identity_is_found(engine: str, tmp_path: Path) -> None:
+    """age-keygen's file and the identity alone in an env file (SOPS_AGE_KEY); the recipient
+    line age-keygen prints names the same key."""
+    path = tmp_path / "keys.txt"
+    _run("age-keygen", "-o", str(path))
+    data = path.read_bytes()
+    recipient = re.search(rb"age1[0-9a-z]+", data)
+    assert recipient is not None
+    decoded = age.bech32_decode(recipient.group().decode())
+    assert decoded is not None
+    expected = keymath.fingerprint(x25519.X25519PublicKey.from_public_bytes(decoded[1]))
+    (f,) = scan(engine, data, "age_secret_key")
+    assert (f.algorithm, f.validated, f.fingerprint) == ("x25519", True, expected)
+    identity = data.splitlines()[-1]
+    (f,) = scan(engine, b"export SOPS_AGE_KEY=" + identity + b"\n", "age_secret_key")
+    assert f.fingerprint == expected
+    broken = identity[:-1] + (b"Q" if identity[-1:] != b"Q" else b"P")  # checksum fails
+    assert scan(engine, broken, "age_secret_key") == []
+    path.unlink()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_minisign_and_signify_keys_are_found(engine: str, tmp_path: Path) -> None:
+    """Clear keys are proven with the public key the tool wrote; protected ones are encrypted
+    findings; public keys and signatures (same comment line) are not keys."""
+    ms_pub, ms_key = tmp_path / "m.pub", tmp_path / "m.key"
+    _run("minisign", "-G", "-W", "-p", str(ms_pub), "-s", str(ms_key))
+    expected = _ed25519_spki_fingerprint(base64.b64decode(ms_pub.read_text().split()[-1])[10:])
+    (f,) = scan(engine, ms_key.read_bytes(), "minisign_secret_key")
+    assert (f.format, f.validated, f.encrypted, f.fingerprint) == (
+        "minisign",
+        True,
+        False,
+        expected,
+    )
+    message = tmp_path / "msg"
+    message.write_bytes(b"release\n")
+    _run("minisign", "-S", "-m", str(message), "-s", str(ms_key), "-W")
+    signature = (tmp_path / "msg.minisig").read_bytes()
+    assert scan(engine, ms_pub.read_bytes() + signature, "minisign_secret_key") == []
+    ms_key.unlink()
+    ms_pub.unlink()
+    _run("minisign", "-G", "-p", str(ms_pub), "-s", str(ms_key), stdin=b"hunter2\nhunter2\n")
+    (f,) = scan(engine, ms_key.read_bytes(), "minisign_secret_key")
+    assert (f.format, f.encrypted, f.fingerprint) == ("minisign", True, None)
+    ms_key.unlink()
+    sg_pub, sg_sec = tmp_path / "s.pub", tmp_path / "s.sec"
+    _run("signify-openbsd", "-G", "-n", "-p", str(sg_pub), "-s", str(sg_sec))
+    expected = _ed25519_spki_fingerprint(base64.b64decode(sg_pub.read_text().split()[-1])[10:])
+    (f,) = scan(engine, sg_sec.read_bytes(), "minisign_secret_key")
+    assert (f.format, f.validated, f.encrypted, f.fingerprint) == (
+        "signify",
+        True,
+        False,
+        expected,
+    )
+    assert scan(engine, sg_pub.read_bytes(), "minisign_secret_key") == []
+    sg_sec.unlink()
+    sg_pub.unlink()
+    _run("signify-openbsd", "-G", "-p", str(sg_pub), "-s", str(sg_sec), stdin=b"pw\npw\n")
+    (f,) = scan(engine, sg_sec.read_bytes(), "minisign_secret_key")
+    assert (f.format, f.encrypted, f.fingerprint) == ("signify", True, None)
+    sg_sec.unlink()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.scan.samples import binary, memory, text
+from agent.scan.samples import binary, keyfiles, memory, text
 from agent.scan.samples import more as more_samples
 from agent.scan.samples.base import Sample, SampleMaker
 
@@ -17,4 +17,4 @@ __all__ = ["SAMPLES", "Sample", "SampleMaker"]
 
 
 SAMPLES: Mapping[str, SampleMaker] = {**text.SAMPLES, **binary.SAMPLES, **memory.SAMPLES}
-SAMPLES = {**SAMPLES, **more_samples.SAMPLES}  # rules/more.yar
+SAMPLES = {**SAMPLES, **more_samples.SAMPLES, **keyfiles.SAMPLES}  # rules/more.yar, text.yar

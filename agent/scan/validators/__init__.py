@@ -115,6 +115,8 @@ _WHERE: Mapping[str, tuple[str, str]] = {
     # unarmoured OpenPGP secret keys at a stream's start (gpg --export-secret-keys)
     "pgp_binary": ("pgp", "validate_binary"),
     "sshcom": ("sshcom", "validate"),  # ssh.com / Tectia (puttygen -O private-sshcom)
+    "age": ("age", "validate"),  # age identities (age-keygen, SOPS keys.txt)
+    "minisign": ("minisign", "validate"),  # minisign and OpenBSD signify secret keys
 }
 
 VALIDATORS: Mapping[str, Validator] = _Validators(_WHERE)

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.scan import samples
 from agent.scan.rules import rule_metas
+from agent.scan.samples import keyfiles
 from agent.scan.samples import text as enc
 from agent.scan.samples.binary import self_signed
 from agent.scan.validators import VALIDATORS, Hit
@@ -592,7 +593,7 @@ def test_text_rules_compile_under_both_engines(engine: str) -> None:
 def test_every_text_rule_names_a_validator_and_existing_selftests() -> None:
     """Each rule's meta names a known validator, a severity and self-test generators that exist."""
     metas = rule_metas(rulekit.sources(RULE_FILES))
-    assert len(metas) == 8
+    assert len(metas) == 10
     for rule, meta in metas.items():
         assert meta["validator"] in VALIDATORS, rule
         assert meta["severity"] == "high"
@@ -603,7 +604,8 @@ def test_every_text_rule_names_a_validator_and_existing_selftests() -> None:
 
 @pytest.fixture(scope="module")
 def generated_samples() -> dict[str, samples.Sample]:
-    return {name: maker() for name, maker in enc.SAMPLES.items()}
+    makers = {**enc.SAMPLES, **keyfiles.SAMPLES}  # rules/text.yar's generators
+    return {name: maker() for name, maker in makers.items()}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
