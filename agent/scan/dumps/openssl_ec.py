@@ -112,9 +112,8 @@ CURVES: tuple[Curve, ...] = (
         ec.SECP521R1(),
         _P521,
         int(
-            "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
-            "fffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb"
-            "6fb71e91386409",
+            "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+            "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
             16,
         ),
         9,
@@ -400,7 +399,10 @@ class EcKeySearch:
     def _prove(
         self, scalar: BigNum, curve: Curve, values: set[int], zs: list[int]
     ) -> KeyFinding | None:
-        public = ec.derive_private_key(scalar.value, curve.curve).public_key()
+        try:
+            public = ec.derive_private_key(scalar.value, curve.curve).public_key()
+        except ValueError:  # OpenSSL's own range check: never a key, never a crash
+            return None
         if not _point_in(public.public_numbers().x, curve, values, zs):
             return None
         fingerprint = keymath.fingerprint(public)

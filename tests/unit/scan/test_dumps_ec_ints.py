@@ -34,9 +34,14 @@ def _found(data: bytes, chunk: int = cores.CHUNK, overlap: int = cores.OVERLAP) 
 
 
 def test_curve_constants_put_the_generator_on_each_curve() -> None:
+    """a, b and p put G on the curve; n is G's order: (n-1)G = -G, and OpenSSL refuses n."""
     for c in CURVES:
         g = ec.derive_private_key(1, c.curve).public_key().public_numbers()
         assert (g.y**2 - g.x**3 - c.a * g.x - c.b) % c.p == 0, c.curve.name
+        minus_g = ec.derive_private_key(c.n - 1, c.curve).public_key().public_numbers()
+        assert (minus_g.x, minus_g.y) == (g.x, c.p - g.y), c.curve.name
+        with pytest.raises(ValueError):
+            ec.derive_private_key(c.n, c.curve)
 
 
 @pytest.mark.parametrize("name", CURVE_NAMES)
