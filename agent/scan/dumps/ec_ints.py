@@ -31,12 +31,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.logs import get_logger
-from agent.scan import keymath
-from agent.scan.dumps.openssl_ec import CURVES, Curve
+from agent.scan.dumps.openssl_ec import CURVES, Curve, curve_key_finding
 from agent.values import KeyFinding
-
-log = get_logger("agent.scan.dumps")
 
 RULE = "ec_number_search"
 MAX_INTS_PER_STREAM = 32_768  # python-ecdsa's tables are ~1,000 per curve; more is a trap
@@ -173,20 +169,7 @@ class EcIntKeys:
     def _finding(
         self, scalar: Located, curve: Curve, public: ec.EllipticCurvePublicKey
     ) -> list[KeyFinding]:
-        fingerprint = keymath.fingerprint(public)
-        if fingerprint in self._found:
-            return []
-        self._found.add(fingerprint)
-        log.debug("dumps.key_found", curve=curve.curve.name, offset=scalar.offset)
-        return [
-            KeyFinding(
-                rule=RULE,
-                format=self._format,
-                algorithm="ec",
-                offset=scalar.offset,
-                validated=True,
-                bits=curve.curve.key_size,
-                curve=curve.curve.name,
-                fingerprint=fingerprint,
-            )
-        ]
+        found = curve_key_finding(
+            RULE, self._format, curve, scalar.offset, public, found=self._found
+        )
+        return [found] if found is not None else []

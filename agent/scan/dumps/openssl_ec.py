@@ -405,21 +405,36 @@ class EcKeySearch:
             return None
         if not _point_in(public.public_numbers().x, curve, values, zs):
             return None
-        fingerprint = keymath.fingerprint(public)
-        if fingerprint in self._found:
-            return None
-        self._found.add(fingerprint)
-        log.debug("dumps.key_found", curve=curve.curve.name, offset=scalar.offset)
-        return KeyFinding(
-            rule=RULE,
-            format="ec-bignum-le",
-            algorithm="ec",
-            offset=scalar.offset,
-            validated=True,
-            bits=curve.curve.key_size,
-            curve=curve.curve.name,
-            fingerprint=fingerprint,
+        return curve_key_finding(
+            RULE, "ec-bignum-le", curve, scalar.offset, public, found=self._found
         )
+
+
+def curve_key_finding(
+    rule: str,
+    fmt: str,
+    curve: Curve,
+    offset: int,
+    public: ec.EllipticCurvePublicKey,
+    *,
+    found: set[str],
+) -> KeyFinding | None:
+    """The finding of a proven EC key, once per stream (`found` holds the fingerprints seen)."""
+    fingerprint = keymath.fingerprint(public)
+    if fingerprint in found:
+        return None
+    found.add(fingerprint)
+    log.debug("dumps.key_found", curve=curve.curve.name, offset=offset)
+    return KeyFinding(
+        rule=rule,
+        format=fmt,
+        algorithm="ec",
+        offset=offset,
+        validated=True,
+        bits=curve.curve.key_size,
+        curve=curve.curve.name,
+        fingerprint=fingerprint,
+    )
 
 
 def _nearest(group: list[BigNum], offsets: list[int], offset: int) -> list[int]:
