@@ -307,6 +307,48 @@ def test_openssl_s_server_key_is_found_after_its_files_are_deleted(
     assert result.info.process.name == "openssl"
 
 
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=lambda c: c.name)
+def test_gnutls_serv_ec_key_is_found_from_its_limbs(workdir: Path, curve: ec.EllipticCurve) -> None:
+    """gnutls-serv (nettle on GMP, not OpenSSL) holds the scalar and the point's coordinates
+    as little-endian limbs, each in its own allocation: found and proven by the point."""
+    _require("gcore", "gnutls-serv", "certtool")
+    key = keys.ec_key(curve)
+    kf, cf = workdir / "server.key", workdir / "server.crt"
+    kf.write_bytes(keys.pem(key).data)
+    template = workdir / "cert.cfg"
+    template.write_text("cn = egress-guard test\nexpiration_days = 1\n")
+    subprocess.run(
+        [
+            *("certtool", "--generate-self-signed", "--load-privkey", str(kf)),
+            *("--template", str(template), "--outfile", str(cf)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    port = cores.free_port()
+    proc = subprocess.Popen(
+        ["gnutls-serv", "--x509keyfile", str(kf), "--x509certfile", str(cf), "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        cores.wait_listening(port)
+        kf.unlink()
+        core = cores.gcore(proc.pid, workdir)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    try:
+        result = cores.scan_numbers(core)
+        found = {f.fingerprint: f for f in result.findings}
+        assert keys.fingerprint(key) in found, [(f.format, f.curve) for f in result.findings]
+        assert found[keys.fingerprint(key)].format == "ec-numbers-le"
+    finally:
+        core.unlink()
+
+
 def test_node_create_private_key_is_found(workdir: Path) -> None:
     """A key Node loaded with crypto.createPrivateKey is found from its numbers."""
     _require("gcore", "node")

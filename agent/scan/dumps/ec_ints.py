@@ -93,7 +93,14 @@ def _generator(curve: Curve) -> frozenset[int]:
 class EcIntKeys:
     """EC keys among the key-sized numbers one reader found in a stream (see the module docstring)."""
 
-    def __init__(self, *, format_name: str, near: int | None = None, budget: int = BUDGET) -> None:
+    def __init__(
+        self,
+        *,
+        format_name: str,
+        near: int | None = None,
+        budget: int = BUDGET,
+        found: set[str] | None = None,
+    ) -> None:
         self._format = format_name
         self._near = near
         self._left = budget
@@ -103,7 +110,9 @@ class EcIntKeys:
         self._curves = [_CurveInts(c) for c in CURVES]
         self._offsets: dict[int, int] = {}  # value -> where it was first seen
         self._derived: dict[int, tuple[Located, Curve, ec.EllipticCurvePublicKey]] = {}
-        self._found: set[str] = set()
+        # fingerprints reported in this stream, shared with the other EC searches: a key the
+        # OpenSSL struct search proved is not reported again from its bare limbs
+        self._found: set[str] = found if found is not None else set()
         self.limit_reached = False
 
     def feed(self, longs: Sequence[Located]) -> list[KeyFinding]:

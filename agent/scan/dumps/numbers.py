@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.logs import get_logger
 from agent.scan import keymath
-from agent.scan.dumps import ec_ints, java, known, pylong
+from agent.scan.dumps import ec_ints, java, known, limbs, pylong
 from agent.scan.dumps.candidates import (
     I64,
     U64,
@@ -64,6 +64,7 @@ EXPONENTS = (65537, 3)
 FUSE_LIMIT = 1 << 16  # (view, position) pairs gathered in one batch (8 bytes each, and indices)
 MERGE_LIMIT = 1 << 20  # candidates of merged views held at once (a crowded window has millions)
 JAVA_EC_NEAR = 256 * 1024  # a JDK key's scalar and point: 4-35 KiB apart in measured cores
+LIMB_EC_NEAR = 256 * 1024  # nettle's (gnutls-serv): 144 bytes; the point is made with the key
 DIVISOR_DISTANCE = 8 * 1024  # n and a lone prime of the same key sit this close in a heap
 PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms
 
@@ -115,10 +116,16 @@ class NumberSearch:
         self._skipped_bytes = 0
         self._limits_noted: set[str] = set()
         self._pylongs = pylong.PyLongKeys(spend=self.spend_division, claim=self.claim)
-        self._python_ec = ec_ints.EcIntKeys(format_name="ec-numbers-pylong")
-        self._java_ec = ec_ints.EcIntKeys(format_name="ec-numbers-java", near=JAVA_EC_NEAR)
+        ec_found: set[str] = set()  # one key, one finding, whichever search proves it first
+        self._python_ec = ec_ints.EcIntKeys(format_name="ec-numbers-pylong", found=ec_found)
+        self._java_ec = ec_ints.EcIntKeys(
+            format_name="ec-numbers-java", near=JAVA_EC_NEAR, found=ec_found
+        )
+        self._limb_ec = ec_ints.EcIntKeys(
+            format_name="ec-numbers-le", near=LIMB_EC_NEAR, found=ec_found
+        )
         self._ec = (
-            EcKeySearch(memory, max_point_checks=max_ec_point_checks)
+            EcKeySearch(memory, max_point_checks=max_ec_point_checks, found=ec_found)
             if memory is not None and memory.regions
             else None
         )
@@ -149,6 +156,9 @@ class NumberSearch:
         java_numbers = java.java_numbers(
             window, base_offset, first=first, cells=cells, good=good, edges=edges
         )
+        limb_numbers, crowded = limbs.limb_numbers(
+            window, base_offset, first=first, cells=cells, good=good, edges=edges
+        )
         del cells, good
         if python_ints:
             ec_keys += self._pylongs.feed(python_ints)
@@ -157,7 +167,11 @@ class NumberSearch:
             ec_keys += self._python_ec.feed(python_ints)
         if java_numbers:
             ec_keys += self._java_ec.feed(java_numbers)
-        if self._python_ec.limit_reached or self._java_ec.limit_reached:
+        if limb_numbers:
+            ec_keys += self._limb_ec.feed(limb_numbers)
+        if crowded:
+            self.note_limit("a window held more EC-sized limb runs than the EC search reads")
+        if any(s.limit_reached for s in (self._python_ec, self._java_ec, self._limb_ec)):
             self.note_limit("the EC key search among language-runtime numbers reached its budget")
         islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
         self._note_skipped()

@@ -326,10 +326,17 @@ def _blocks(
 class EcKeySearch:
     """EC keys held by OpenSSL in the windows of one dump stream."""
 
-    def __init__(self, memory: DumpInfo, *, max_point_checks: int = MAX_POINT_CHECKS) -> None:
+    def __init__(
+        self,
+        memory: DumpInfo,
+        *,
+        max_point_checks: int = MAX_POINT_CHECKS,
+        found: set[str] | None = None,
+    ) -> None:
         self._memory = memory
         self._checks_left = max_point_checks
-        self._found: set[str] = set()
+        # fingerprints reported in this stream, shared with the other EC searches
+        self._found: set[str] = found if found is not None else set()
         self.limit_reached = False
 
     def feed(self, window: memoryview, base: int) -> list[KeyFinding]:

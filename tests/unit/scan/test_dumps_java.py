@@ -123,3 +123,14 @@ def test_a_heap_crowded_with_fake_arrays_is_bounded() -> None:
     data = b"".join(fakes[:3000]) + int_array(x) + int_array(y) + b"".join(fakes[3000:])
     result = cores.scan_numbers(data)  # pytest-timeout fails a hang
     assert result.findings == []
+
+
+def test_a_521_bit_magnitude_with_one_small_int_is_read() -> None:
+    """Its first int is below 2^9; one more small int (6 % of P-521 coordinates) is still allowed."""
+    words = [
+        0x1AB,
+        0x00123456,
+        *(int.from_bytes(os.urandom(4), "big") | 1 << 31 for _ in range(15)),
+    ]
+    value = int.from_bytes(b"".join(w.to_bytes(4, "big") for w in words), "big")
+    assert value in {v for v, _ in _numbers(jheap(int_array(value)))}

@@ -1,0 +1,72 @@
+"""EC-sized numbers stored as little-endian 64-bit limbs, each alone in its allocation (GMP and nettle, Go, mbedTLS).
+
+Libraries other than OpenSSL keep an EC key's scalar and its point's affine
+coordinates as separate limb arrays: in a core of `gnutls-serv` (nettle on
+GMP) d, x and y each sat alone in a 32-byte malloc chunk, 144 bytes apart.
+Such a number is a run of exactly 4 (P-256, secp256k1) or 6 (P-384) good
+cells with a byte >= 0x80 in all but at most one cell. Runs are picked with
+array operations and ints built only for them; `ec_ints` proves a scalar by
+its point. P-521 is not read this way: its ninth limb (below 2^9) looks like
+the size field of the next malloc chunk, so every 64-byte random value (a
+table of SHA-512 digests) would pass for a P-521 number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+RUN_CELLS = (4, 6)
+# per window: beyond this, runs of exactly these sizes are a table (of SHA-256 digests, say)
+MAX_NUMBERS = 8192
+_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
+@dataclass(frozen=True, slots=True)
+class LimbNumber:
+    """A number read from little-endian limbs and the stream offset of its first limb."""
+
+    value: int
+    offset: int
+
+
+def limb_numbers(
+    window: memoryview,
+    base: int,
+    *,
+    first: int,
+    cells: npt.NDArray[np.uint64],
+    good: npt.NDArray[np.bool_],
+    edges: npt.NDArray[np.int64],
+) -> tuple[list[LimbNumber], bool]:
+    """(numbers, crowded): EC-sized limb runs of the window; crowded when MAX_NUMBERS was passed."""
+    n = len(good)
+    if n == 0:
+        return [], False
+    # edges alternate rise, fall, ... once a leading and a trailing bad cell are implied
+    bounds = edges
+    if good[0]:
+        bounds = np.concatenate(([0], bounds))
+    if good[-1]:
+        bounds = np.concatenate((bounds, [n]))
+    starts, ends = bounds[0::2], bounds[1::2]
+    length = ends - starts
+    out: list[LimbNumber] = []
+    crowded = False
+    for run in RUN_CELLS:
+        at = starts[length == run]
+        if len(at) == 0:
+            continue
+        runs = cells[at[:, None] + np.arange(run)]
+        high = np.count_nonzero(runs & _HIGH_BITS, axis=1)
+        at = at[high >= run - 1]
+        if len(out) + len(at) > MAX_NUMBERS:
+            at, crowded = at[: max(MAX_NUMBERS - len(out), 0)], True
+        size = 8 * run
+        for cell in at.tolist():
+            offset = first + 8 * cell
+            value = int.from_bytes(window[offset : offset + size], "little")
+            out.append(LimbNumber(value, base + offset))
+    return out, crowded
