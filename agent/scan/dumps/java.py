@@ -66,15 +66,15 @@ def java_numbers(
             continue
         raw = bytes(window[at : at + size])
         words = np.frombuffer(raw[: size // 4 * 4], dtype="<u4")
-        # random-looking: a random word is below 2^24 one time in 256, so one such word in
-        # eight is allowed besides a magnitude's first int (a 521-bit one's is below 2^9;
-        # two of sixteen random words are small 0.2 % of the time), and one 8-byte cell
-        # without a byte >= 0x80 (text has none; random bytes lack one 1 in 256)
+        # random-looking: a random word is below 2^24 one time in 256 and an 8-byte cell
+        # lacks a byte >= 0x80 as often (text always does); two of each are allowed (besides
+        # a magnitude's first int: a 521-bit one's is below 2^9), so a key's number is lost
+        # to chance about once in a million, and text or small counts never pass
         body = words[1:] if n in INT_ARRAY_LENGTHS else words
-        if int(np.count_nonzero(body < _SMALL)) > max(1, len(body) // 8):
+        if int(np.count_nonzero(body < _SMALL)) > max(2, len(body) // 8):
             continue
         lows = np.frombuffer(raw[: size // 8 * 8], dtype="<u8") & _HIGH_BITS
-        if int(np.count_nonzero(lows == 0)) > 1:
+        if int(np.count_nonzero(lows == 0)) > 2:
             continue
         if n in INT_ARRAY_LENGTHS:
             if words[0] == 0:

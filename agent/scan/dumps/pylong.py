@@ -80,13 +80,14 @@ def pylongs(
     starts = np.concatenate((starts[plain], starts[tagged]))
     counts = np.concatenate((tags[plain], shifted[tagged])).astype(np.int64)
     # the first eight digits (four cells), gathered for all candidates at once: each below
-    # 2^30, and six or more with one of their top six bits set (random digits: 63 in 64)
+    # 2^30, and five or more with one of their top six bits set (random digits: 63 in 64;
+    # four of eight miss 4 times in a million, so an EC-sized int is not lost to chance)
     room = starts + _LEAD_CELLS <= len(cells)
     starts, counts = starts[room], counts[room]
     lead = np.stack([cells[starts + k] for k in range(_LEAD_CELLS)])
     halves = np.concatenate((lead & _LOW32, lead >> np.uint64(32)))
     canonical = ((halves >> np.uint64(DIGIT_BITS)) == 0).all(axis=0)
-    random_looking = ((halves >> np.uint64(24)) != 0).sum(axis=0) >= 6
+    random_looking = ((halves >> np.uint64(24)) != 0).sum(axis=0) >= 5
     lead_ok = canonical & random_looking
     out: list[PyLong] = []
     for start, count in zip(starts[lead_ok].tolist(), counts[lead_ok].tolist(), strict=True):
@@ -98,7 +99,8 @@ def pylongs(
             continue
         # random digits have one of their top six bits set 63 times in 64; arrays of small
         # 32-bit values after a count-like cell pass the test above but not this one
-        if 4 * int(np.count_nonzero(digits[:-1] >> np.uint32(24))) < 3 * (count - 1):
+        misses = (count - 1) - int(np.count_nonzero(digits[:-1] >> np.uint32(24)))
+        if misses > max(3, (count - 1) // 4):
             continue
         if len(out) >= MAX_LONGS:
             break
