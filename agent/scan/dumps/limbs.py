@@ -1,8 +1,9 @@
-"""EC-sized numbers stored as little-endian 64-bit limbs, each alone in its allocation (GMP and nettle, Go, mbedTLS).
+"""EC-sized numbers stored as little-endian 64-bit limbs, each alone in its allocation (nettle on GMP, and the like).
 
 Libraries other than OpenSSL keep an EC key's scalar and its point's affine
 coordinates as separate limb arrays: in a core of `gnutls-serv` (nettle on
 GMP) d, x and y each sat alone in a 32-byte malloc chunk, 144 bytes apart.
+Go's big.Int holds its words the same way (not tested here: no Go toolchain).
 Such a number is a run of exactly 4 (P-256, secp256k1) or 6 (P-384) good
 cells with a byte >= 0x80 in all but at most two cells. Runs are picked with
 array operations and ints built only for them; `ec_ints` proves a scalar by
