@@ -178,3 +178,47 @@ def test_sshcom_with_one_bit_flipped_is_refused_or_still_the_same_key(at: int, b
     data = head + b'line"\n' + base64.b64encode(bytes(blob)) + b"\n---- END" + tail
     expected = keys.fingerprint(keys.rsa2048())
     assert all(f.fingerprint == expected for f in run("sshcom", data, 0, 10) if f.validated)
+
+
+BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+@FUZZ
+@given(tail=st.text(alphabet=BECH32.upper() + "1-\n ", max_size=200))
+def test_age_random_identity_is_never_a_key(tail: str) -> None:
+    """Random bech32 characters after the prefix never raise and (checksum) never prove a key."""
+    data = b"x" + b"AGE-SECRET-KEY-" + tail.encode() + b"\n"
+    assert run("age", data, 1, 15) == []
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from((b"Ed\0\0B2", b"EdScB2", b"EdBK\0\0\0\0", b"EdBK\0\0\0\x2a", b"")),
+    blob=st.binary(max_size=200),
+    comment=st.text(max_size=80).filter(lambda c: "\n" not in c),
+)
+def test_minisign_random_key_is_never_a_clear_key(kind: bytes, blob: bytes, comment: str) -> None:
+    """Random bytes behind the real magic, in every length, never raise and never prove a
+    clear key (a protected one is only reported as encrypted, which random bytes can mimic)."""
+    line = base64.b64encode(kind + blob)
+    data = b"untrusted comment: " + comment.encode("utf-8", "replace") + b"\n" + line + b"\n"
+    found = run("minisign", data, 0, 19)
+    assert [f for f in found if not f.encrypted] == []
+    assert all(f.fingerprint is None for f in found)
+
+
+@FUZZ
+@given(flip=st.integers(min_value=0, max_value=157 * 8 - 1))
+def test_minisign_key_with_one_bit_flipped_never_raises(flip: int) -> None:
+    """A real clear key with any bit flipped is refused or still proves that same key."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from agent.scan.samples.keyfiles import minisign_key
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    head, line, _ = minisign_key(key).split(b"\n")
+    blob = bytearray(base64.b64decode(line))
+    blob[flip // 8] ^= 1 << (flip % 8)
+    data = head + b"\n" + base64.b64encode(bytes(blob)) + b"\n"
+    for f in run("minisign", data, 0, 19):
+        assert f.fingerprint in (None, enc.fingerprint(key))
