@@ -10,7 +10,7 @@ An alternation such as `( 32 | 34 | 36 | 56 )` or a regex class at the atom
 multiplies atoms. This script finds the cliff by adding dummy 8-byte literals
 until the scan of real binaries slows by more than 2.5x, and prints how many
 fit ("headroom"); with --per-rule, what each rule costs (headroom without
-it, minus headroom with it). Keep the headroom at 6 or more.
+it, minus headroom with it). Keep the headroom at 5 or more.
 Never asserts; times are noisy, the cliff is not (about 5x).
 """
 
@@ -95,7 +95,7 @@ def main() -> None:
     if total >= 64:
         print("no cliff within 64 atoms: either far from it, or already past it (MB/s tells)")
     else:
-        print(f"headroom: {total} atoms before YARA-X leaves its fast path (keep >= 6)")
+        print(f"headroom: {total} atoms before YARA-X leaves its fast path (keep >= 5)")
     if args.per_rule:
         for name, _ in rules:
             rest = [src for n, src in rules if n != name]

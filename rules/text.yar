@@ -101,3 +101,17 @@ rule minisign_secret_key
     condition:
         $c
 }
+
+rule wireguard_private_key
+{
+    meta:
+        validator = "wireguard"
+        format = "wireguard"
+        severity = "high"
+        description = "WireGuard private key in a configuration file (wg-quick, wg setconf, systemd-networkd .netdev): a clamped X25519 key"
+        selftest = "wireguard_wg_quick,wireguard_networkd"
+    strings:
+        $k = /PrivateKey[ \t]*=[ \t]*[A-Za-z0-9+\/]{43}=/
+    condition:
+        $k
+}

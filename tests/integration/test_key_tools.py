@@ -424,3 +424,20 @@ def test_minisign_and_signify_keys_are_found(engine: str, tmp_path: Path) -> Non
     (f,) = scan(engine, sg_sec.read_bytes(), "minisign_secret_key")
     assert (f.format, f.encrypted, f.fingerprint) == ("signify", True, None)
     sg_sec.unlink()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_wg_genkey_key_in_a_config_is_found(engine: str, tmp_path: Path) -> None:
+    """`wg genkey` in a wg-quick configuration; the fingerprint names what `wg pubkey` prints."""
+    secret = subprocess.run(
+        ["wg", "genkey"], check=True, capture_output=True, timeout=60
+    ).stdout.strip()
+    public = subprocess.run(
+        ["wg", "pubkey"], input=secret + b"\n", check=True, capture_output=True, timeout=60
+    ).stdout.strip()
+    expected = keymath.fingerprint(
+        x25519.X25519PublicKey.from_public_bytes(base64.b64decode(public))
+    )
+    config = b"[Interface]\nPrivateKey = " + secret + b"\nListenPort = 51820\n"
+    (f,) = scan(engine, config, "wireguard_private_key")
+    assert (f.algorithm, f.validated, f.fingerprint) == ("x25519", True, expected)

@@ -1,8 +1,9 @@
-"""Samples of small tools' key files (rules/text.yar): age identities, minisign and signify secret keys.
+"""Samples of small tools' key files (rules/text.yar): age identities, minisign and signify secret keys,
+WireGuard configurations.
 
-Byte for byte what age-keygen, `minisign -G` and `signify -G` write (checked
-against the tools in tests/integration/test_key_tools.py), built from keys
-generated at run time.
+Byte for byte what age-keygen, `minisign -G`, `signify -G` and `wg genkey`
+write (checked against the tools in tests/integration/test_key_tools.py),
+built from keys generated at run time.
 """
 
 from __future__ import annotations
@@ -92,6 +93,34 @@ def _signer(tool: str, encrypted: bool) -> Sample:
     return Sample(embed(write(key, encrypted=encrypted)), None if encrypted else fingerprint(key))
 
 
+def wireguard_key() -> x25519.X25519PrivateKey:
+    """A key as `wg genkey` makes it: 32 random bytes, clamped."""
+    raw = bytearray(os.urandom(32))
+    raw[0] &= 248
+    raw[31] = (raw[31] & 127) | 64
+    return x25519.X25519PrivateKey.from_private_bytes(bytes(raw))
+
+
+def wireguard_config(key: x25519.X25519PrivateKey, *, networkd: bool = False) -> bytes:
+    """A wg-quick configuration, or a systemd-networkd .netdev, holding the key."""
+    secret = base64.b64encode(key.private_bytes_raw()).decode()
+    peer = base64.b64encode(x25519.X25519PrivateKey.generate().public_key().public_bytes(*_RAW))
+    if networkd:
+        return (
+            f"[NetDev]\nName=wg0\nKind=wireguard\n\n[WireGuard]\nPrivateKey={secret}\n"
+            f"ListenPort=51820\n\n[WireGuardPeer]\nPublicKey={peer.decode()}\n"
+        ).encode()
+    return (
+        f"[Interface]\nAddress = 10.0.0.1/24\nListenPort = 51820\nPrivateKey = {secret}\n\n"
+        f"[Peer]\nPublicKey = {peer.decode()}\nAllowedIPs = 10.0.0.2/32\n"
+    ).encode()
+
+
+def _wireguard(networkd: bool) -> Sample:
+    key = wireguard_key()
+    return Sample(embed(wireguard_config(key, networkd=networkd)), fingerprint(key))
+
+
 SAMPLES: Mapping[str, SampleMaker] = {
     "age_identity": lambda: _age(env=False),
     "age_identity_env": lambda: _age(env=True),
@@ -99,4 +128,6 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "minisign_encrypted": lambda: _signer("minisign", encrypted=True),
     "signify_clear": lambda: _signer("signify", encrypted=False),
     "signify_encrypted": lambda: _signer("signify", encrypted=True),
+    "wireguard_wg_quick": lambda: _wireguard(networkd=False),
+    "wireguard_networkd": lambda: _wireguard(networkd=True),
 }

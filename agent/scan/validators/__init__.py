@@ -117,6 +117,7 @@ _WHERE: Mapping[str, tuple[str, str]] = {
     "sshcom": ("sshcom", "validate"),  # ssh.com / Tectia (puttygen -O private-sshcom)
     "age": ("age", "validate"),  # age identities (age-keygen, SOPS keys.txt)
     "minisign": ("minisign", "validate"),  # minisign and OpenBSD signify secret keys
+    "wireguard": ("wireguard", "validate"),  # WireGuard configuration files
 }
 
 VALIDATORS: Mapping[str, Validator] = _Validators(_WHERE)

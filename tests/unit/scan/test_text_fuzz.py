@@ -222,3 +222,13 @@ def test_minisign_key_with_one_bit_flipped_never_raises(flip: int) -> None:
     data = head + b"\n" + base64.b64encode(bytes(blob)) + b"\n"
     for f in run("minisign", data, 0, 19):
         assert f.fingerprint in (None, enc.fingerprint(key))
+
+
+@FUZZ
+@given(value=st.text(alphabet=B64 + " \t<>$()", max_size=80))
+def test_wireguard_random_value_never_raises(value: str) -> None:
+    """Anything after `PrivateKey = ` is refused or, when it is a clamped 32-byte value, an
+    X25519 key named by its public half."""
+    data = b"[Interface]\nPrivateKey = " + value.encode() + b"\n"
+    for f in run("wireguard", data, 12, 10):
+        assert f.algorithm == "x25519" and f.fingerprint

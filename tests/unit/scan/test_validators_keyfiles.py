@@ -11,7 +11,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from agent.scan import rules as rules_mod
-from agent.scan.samples.keyfiles import age_identity, bech32, minisign_key, signify_key
+from agent.scan.samples.keyfiles import (
+    age_identity,
+    bech32,
+    minisign_key,
+    signify_key,
+    wireguard_config,
+    wireguard_key,
+)
 from agent.scan.samples.text import fingerprint
 from agent.scan.scanner import Scanner, ScanSettings
 from agent.scan.validators import VALIDATORS, age
@@ -29,7 +36,7 @@ def _found(scanner: Scanner, data: bytes) -> list[tuple[str, str | None, bool, b
     return [
         (f.format, f.fingerprint, f.validated, f.encrypted)
         for f in scanner.scan_bytes(data)
-        if f.rule in ("age_secret_key", "minisign_secret_key")
+        if f.rule in ("age_secret_key", "minisign_secret_key", "wireguard_private_key")
     ]
 
 
@@ -96,3 +103,29 @@ def test_minisign_and_signify_look_alikes(scanner: Scanner) -> None:
         data = b"untrusted comment: " + comment + b"\n" + base64.b64encode(blob) + b"\n"
         assert _found(scanner, data) == [], comment
     assert _found(scanner, b"untrusted comment: no line after it") == []
+
+
+@pytest.mark.parametrize("networkd", [False, True], ids=["wg-quick", "networkd"])
+def test_wireguard_config_key(scanner: Scanner, networkd: bool) -> None:
+    key = wireguard_key()
+    config = wireguard_config(key, networkd=networkd)
+    assert _found(scanner, config) == [("wireguard", fingerprint(key), True, False)]
+    crlf = config.replace(b"\n", b"\r\n")
+    assert _found(scanner, crlf) == [("wireguard", fingerprint(key), True, False)]
+
+
+def test_wireguard_look_alikes(scanner: Scanner) -> None:
+    """An unclamped value, 31 or 33 bytes, placeholders, a key file path, a public key: nothing."""
+    unclamped = bytearray(os.urandom(32))
+    unclamped[0] |= 1  # wg genkey clears the low three bits
+    lines = [
+        b"PrivateKey = " + base64.b64encode(bytes(unclamped)),
+        b"PrivateKey = " + base64.b64encode(os.urandom(31)),
+        b"PrivateKey = " + base64.b64encode(os.urandom(33)),
+        b"PrivateKey = <your private key here>",
+        b"PrivateKey = $(wg genkey)",
+        b"PrivateKeyFile = /etc/wireguard/wg0.key",
+        b"PublicKey = " + base64.b64encode(wireguard_key().private_bytes_raw()),
+    ]
+    for line in lines:
+        assert _found(scanner, b"[Interface]\n" + line + b"\n") == [], line
