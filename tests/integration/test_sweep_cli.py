@@ -114,6 +114,8 @@ _KEY_BEARING_BINARIES = (
     "/usr/bin/openssl",
     "/usr/bin/gnutls-cli",
     "/usr/bin/certtool",
+    "/usr/bin/age-keygen",  # an age identity (public: every Debian install of age has it)
+    "/usr/share/man/man8/wg.8.gz",  # the manual's example WireGuard configuration
     "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
     "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
     "/usr/lib/x86_64-linux-gnu/libgcrypt.so.20",
