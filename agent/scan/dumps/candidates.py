@@ -164,6 +164,41 @@ def run_edges(good: BOOL) -> I64:
     return edges
 
 
+def run_bounds(good: BOOL, edges: I64) -> tuple[I64, I64]:
+    """(first cell, end) of every run of good cells, from the window's `run_edges`."""
+    n = len(good)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # edges alternate rise, fall, rise, ... once a leading and a trailing bad cell are implied
+    if good[0]:
+        edges = np.concatenate(([0], edges))
+    if good[-1]:
+        edges = np.concatenate((edges, [n]))
+    return edges[0::2], edges[1::2]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCells:
+    """One window as the number readers see it: its bytes and its classified 8-byte cells.
+
+    `first` is the offset in `window` of the first whole cell (cells are aligned
+    to the stream), `base` the stream offset of `window[0]`, `edges` the
+    window's `run_edges(good)`.
+    """
+
+    window: memoryview
+    base: int
+    first: int
+    cells: U64
+    good: BOOL
+    edges: I64
+
+    def run_starts(self) -> I64:
+        """Cells where a run of good cells begins (not the window's first cell)."""
+        starts: I64 = self.edges[self.good[self.edges]]
+        return starts
+
+
 @dataclass(slots=True)
 class Islands:
     """Runs of good cells that can hold numbers: first cell and length of each, ascending."""
@@ -185,15 +220,7 @@ class Islands:
     @classmethod
     def from_edges(cls, cells: U64, good: BOOL, edges: I64, min_cells: int) -> Islands:
         """`from_cells` with the window's `run_edges` already computed (other searches use them)."""
-        n = len(good)
-        if n == 0:
-            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        # edges alternate rise, fall, rise, ... once a leading and a trailing bad cell are implied
-        if good[0]:
-            edges = np.concatenate(([0], edges))
-        if good[-1]:
-            edges = np.concatenate((edges, [n]))
-        starts, ends = edges[0::2], edges[1::2]
+        starts, ends = run_bounds(good, edges)
         keep = (ends - starts) >= min_cells
         starts, ends = starts[keep], ends[keep]
         # mostly high, judged on the first `min_cells` cells of each island: a stored

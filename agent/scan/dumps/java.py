@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
+
+from agent.scan.dumps.candidates import WindowCells
 
 INT_ARRAY_LENGTHS = (8, 12, 17)  # ints in the magnitude of a 256-, 384- or 521-bit number
 BYTE_ARRAY_LENGTHS = (32, 48, 66)  # bytes of a P-256, P-384 or P-521 scalar
@@ -36,17 +37,10 @@ class JavaNumber:
     offset: int
 
 
-def java_numbers(
-    window: memoryview,
-    base: int,
-    *,
-    first: int,
-    cells: npt.NDArray[np.uint64],
-    good: npt.NDArray[np.bool_],
-    edges: npt.NDArray[np.int64],
-) -> list[JavaNumber]:
-    """Key-sized int[] and byte[] arrays whose elements start a run of good cells (`run_edges`)."""
-    starts = edges[good[edges]]
+def java_numbers(view: WindowCells) -> list[JavaNumber]:
+    """Key-sized int[] and byte[] arrays whose elements start a run of good cells."""
+    window, base, first, cells = view.window, view.base, view.first, view.cells
+    starts = view.run_starts()
     # a 521-bit magnitude's first cell holds its top int, below 2^9: a weak cell, so its
     # run starts one cell later, and its length is two cells before that
     data = np.concatenate((starts, starts - 1))

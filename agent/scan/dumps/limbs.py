@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
+
+from agent.scan.dumps.candidates import WindowCells, run_bounds
 
 RUN_CELLS = (4, 6)
 # per window: beyond this, runs of exactly these sizes are a table (of SHA-256 digests, say)
@@ -33,26 +34,10 @@ class LimbNumber:
     offset: int
 
 
-def limb_numbers(
-    window: memoryview,
-    base: int,
-    *,
-    first: int,
-    cells: npt.NDArray[np.uint64],
-    good: npt.NDArray[np.bool_],
-    edges: npt.NDArray[np.int64],
-) -> tuple[list[LimbNumber], bool]:
+def limb_numbers(view: WindowCells) -> tuple[list[LimbNumber], bool]:
     """(numbers, crowded): EC-sized limb runs of the window; crowded when MAX_NUMBERS was passed."""
-    n = len(good)
-    if n == 0:
-        return [], False
-    # edges alternate rise, fall, ... once a leading and a trailing bad cell are implied
-    bounds = edges
-    if good[0]:
-        bounds = np.concatenate(([0], bounds))
-    if good[-1]:
-        bounds = np.concatenate((bounds, [n]))
-    starts, ends = bounds[0::2], bounds[1::2]
+    window, base, first, cells = view.window, view.base, view.first, view.cells
+    starts, ends = run_bounds(view.good, view.edges)
     length = ends - starts
     out: list[LimbNumber] = []
     crowded = False

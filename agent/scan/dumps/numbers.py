@@ -38,6 +38,7 @@ from agent.scan.dumps.candidates import (
     Islands,
     Positions,
     View,
+    WindowCells,
     decode,
     encode,
     fused_work,
@@ -150,16 +151,11 @@ class NumberSearch:
         min_cells = known.MIN_SCALAR_CELLS if self._inventory and self._inventory.has_ec else 7
         edges = run_edges(good)
         islands = Islands.from_edges(cells, good, edges, min_cells)
-        python_ints = pylong.pylongs(
-            window, base_offset, first=first, cells=cells, good=good, edges=edges
-        )
-        java_numbers = java.java_numbers(
-            window, base_offset, first=first, cells=cells, good=good, edges=edges
-        )
-        limb_numbers, crowded = limbs.limb_numbers(
-            window, base_offset, first=first, cells=cells, good=good, edges=edges
-        )
-        del cells, good
+        runtime = WindowCells(window, base_offset, first, cells, good, edges)
+        python_ints = pylong.pylongs(runtime)
+        java_numbers = java.java_numbers(runtime)
+        limb_numbers, crowded = limbs.limb_numbers(runtime)
+        del cells, good, runtime
         if python_ints:
             ec_keys += self._pylongs.feed(python_ints)
             if self._pylongs.limit_reached:

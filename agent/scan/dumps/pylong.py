@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from agent.scan import keymath
+from agent.scan.dumps.candidates import WindowCells
 from agent.values import KeyFinding
 
 FORMAT = "rsa-numbers-pylong"
@@ -52,22 +52,15 @@ class PyLong:
     offset: int  # stream offset of the first digit
 
 
-def pylongs(
-    window: memoryview,
-    base: int,
-    *,
-    first: int,
-    cells: npt.NDArray[np.uint64],
-    good: npt.NDArray[np.bool_],
-    edges: npt.NDArray[np.int64],
-) -> list[PyLong]:
+def pylongs(view: WindowCells) -> list[PyLong]:
     """The ints of MIN_DIGITS..MAX_DIGITS digits (EC and RSA sizes) whose digits start a run of good cells.
 
     Runs, not islands: an island must start with bytes >= 0x80 in nearly every
     cell, and a cell of two 30-bit digits lacks one once in 64 (a 3072-bit
     modulus was missed that way).
     """
-    starts = edges[good[edges]]  # the edges where a run begins (`run_edges`)
+    window, base, first, cells = view.window, view.base, view.first, view.cells
+    starts = view.run_starts()
     if len(starts) == 0:
         return []
     tags = cells[starts - 1]

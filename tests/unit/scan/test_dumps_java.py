@@ -48,7 +48,7 @@ def _numbers(data: bytes) -> list[tuple[int, int]]:
     cells = np.frombuffer(data, dtype="<u8", count=len(data) // 8)
     good = candidates.CellClassifier().classify(cells).copy()
     edges = candidates.run_edges(good)
-    found = java.java_numbers(memoryview(data), 0, first=0, cells=cells, good=good, edges=edges)
+    found = java.java_numbers(candidates.WindowCells(memoryview(data), 0, 0, cells, good, edges))
     return [(x.value, x.offset) for x in found]
 
 

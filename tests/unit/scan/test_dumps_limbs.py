@@ -76,9 +76,8 @@ def test_runs_are_read_by_size_and_text_is_not() -> None:
     )
     cells = np.frombuffer(data, dtype="<u8")
     good = candidates.CellClassifier().classify(cells).copy()
-    found, crowded = limbs.limb_numbers(
-        memoryview(data), 0, first=0, cells=cells, good=good, edges=candidates.run_edges(good)
-    )
+    view = candidates.WindowCells(memoryview(data), 0, 0, cells, good, candidates.run_edges(good))
+    found, crowded = limbs.limb_numbers(view)
     assert sorted(x.value for x in found) == sorted(values)
     assert not crowded
 
