@@ -157,7 +157,7 @@ class EcIntKeys:
                 self._left -= cost
                 try:
                     public = ec.derive_private_key(x.value, c.curve.curve).public_key()
-                except ValueError:  # OpenSSL refuses some values below the order (P-521)
+                except ValueError:  # OpenSSL's own range check: never a key, never a crash
                     continue
                 px = public.public_numbers().x
                 if px in self._values:
