@@ -78,6 +78,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_core(argv: list[str], port: int, dest: Path, *, remove: tuple[Path, ...] = ()) -> Path:
+    """Start a server, wait until it listens on 127.0.0.1:port, delete `remove` (its key
+    files: only memory holds the key then), capture its core and stop it."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_listening(port)
+        for path in remove:
+            path.unlink()
+        return gcore(proc.pid, dest)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        assert proc.stdin is not None
+        proc.stdin.close()
+
+
 def wait_listening(port: int, deadline: float = 30.0) -> None:
     """Poll until something accepts connections on 127.0.0.1:port."""
     end = time.monotonic() + deadline
@@ -331,6 +349,10 @@ class NumberScan:
     @property
     def fingerprints(self) -> set[str | None]:
         return {f.fingerprint for f in self.findings}
+
+    @property
+    def by_fingerprint(self) -> dict[str | None, KeyFinding]:
+        return {f.fingerprint: f for f in self.findings}
 
     @property
     def mib_per_second(self) -> float:

@@ -51,15 +51,17 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cores")
 
 
+def _python_core(workdir: Path, script: str, *args: str) -> tuple[Path, set[str]]:
+    """The core of a Python holder script and the fingerprints of the keys it printed."""
+    with cores.holder(cores.python_argv(script, *args)) as (proc, out):
+        core = cores.gcore(proc.pid, workdir)
+    return core, _fingerprints(out)
+
+
 @pytest.fixture(scope="module")
 def python_core(workdir: Path) -> Iterator[tuple[Path, set[str]]]:
     """A Python process that loaded RSA 2048/3072/4096 keys from a buffer it then zeroed."""
-    with cores.holder(cores.python_argv(cores.PYTHON_RSA, "0", "2048", "3072", "4096")) as (
-        proc,
-        out,
-    ):
-        core = cores.gcore(proc.pid, workdir)
-    yield core, _fingerprints(out)
+    yield _python_core(workdir, cores.PYTHON_RSA, "0", "2048", "3072", "4096")
 
 
 def test_python_cryptography_keys_are_found_from_numbers_alone(
@@ -130,12 +132,10 @@ def test_ec_keys_held_by_openssl_are_found_from_their_bignums(
     """
     curves = ("p256", "p384", "p521", "k256", "ed25519", "x25519", "ed448", "x448")
     specs = [f"{how}:{curve}" for how in ("generated", "decoded") for curve in curves]
-    with cores.holder(cores.python_argv(cores.PYTHON_EC, *specs)) as (proc, out):
-        core = cores.gcore(proc.pid, workdir)
-    expected = _fingerprints(out)
+    core, expected = _python_core(workdir, cores.PYTHON_EC, *specs)
     assert len(expected) == 16
     result = cores.scan_numbers(core)
-    by_key = {f.fingerprint: f for f in result.findings}
+    by_key = result.by_fingerprint
     assert expected <= set(by_key), sorted(f.curve or "" for f in result.findings)
     assert {by_key[fp].curve or by_key[fp].algorithm for fp in expected} == {
         *("secp256r1", "secp384r1", "secp521r1", "secp256k1"),
@@ -152,11 +152,8 @@ def test_ec_keys_held_by_openssl_are_found_from_their_bignums(
 
 def test_rsa_keys_held_as_python_ints_are_found(workdir: Path) -> None:
     """A Python process holding keys as ints (private_numbers()), their OpenSSL objects freed."""
-    with cores.holder(cores.python_argv(cores.PYTHON_INTS, "1024", "2048", "3072")) as (proc, out):
-        core = cores.gcore(proc.pid, workdir)
-    expected = _fingerprints(out)
-    result = cores.scan_numbers(core)
-    found = {f.fingerprint: f for f in result.findings}
+    core, expected = _python_core(workdir, cores.PYTHON_INTS, "1024", "2048", "3072")
+    found = cores.scan_numbers(core).by_fingerprint
     assert expected <= set(found)
     assert {found[fp].format for fp in expected} == {"rsa-numbers-pylong"}
     assert not any(found[fp].exponent_assumed for fp in expected)  # d is an int there too
@@ -168,12 +165,10 @@ def test_ec_keys_held_as_python_ints_are_found(workdir: Path) -> None:
     keys (pure Python, behind python-jose), whose point tables hold thousands of ints."""
     curves = ("p256", "p384", "p521", "k256")
     specs = [f"{how}:{curve}" for how in ("numbers", "ecdsa") for curve in curves]
-    with cores.holder(cores.python_argv(cores.PYTHON_EC_INTS, *specs)) as (proc, out):
-        core = cores.gcore(proc.pid, workdir)
-    expected = _fingerprints(out)
+    core, expected = _python_core(workdir, cores.PYTHON_EC_INTS, *specs)
     assert len(expected) == 8
     result = cores.scan_numbers(core)
-    found = {f.fingerprint: f for f in result.findings}
+    found = result.by_fingerprint
     assert expected <= set(found)
     assert {found[fp].format for fp in expected} == {"ec-numbers-pylong"}
     assert {found[fp].curve for fp in expected} == {
@@ -230,11 +225,10 @@ def test_key_in_a_core_with_hundreds_of_mib_of_random_heap_is_found(workdir: Pat
     Random memory is a few long islands of random-looking cells, which the
     number search pairs at a cost that follows the islands, not the bytes.
     """
-    with cores.holder(cores.python_argv(cores.PYTHON_RSA, "200", "2048")) as (proc, out):
-        core = cores.gcore(proc.pid, workdir)
+    core, expected = _python_core(workdir, cores.PYTHON_RSA, "200", "2048")
     try:
         result = cores.scan_numbers(core)
-        assert _fingerprints(out) <= result.fingerprints
+        assert expected <= result.fingerprints
         assert result.size >= 200 << 20
         assert not [p for p in result.problems if p.error_type == "not_deep_scanned"]
         print(f"random-heap core: {result.size >> 20} MiB at {result.mib_per_second:.0f} MiB/s")
@@ -274,33 +268,9 @@ def test_openssl_s_server_key_is_found_after_its_files_are_deleted(
     kf.write_bytes(key_pem)
     cf.write_bytes(_cert(key_pem))
     port = cores.free_port()
-    proc = subprocess.Popen(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            f"127.0.0.1:{port}",
-            "-key",
-            str(kf),
-            "-cert",
-            str(cf),
-            "-www",
-            "-quiet",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        cores.wait_listening(port)
-        kf.unlink()
-        cf.unlink()
-        core = cores.gcore(proc.pid, workdir)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        assert proc.stdin is not None
-        proc.stdin.close()
+    argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-key", str(kf)]
+    argv += ["-cert", str(cf), "-www", "-quiet"]
+    core = cores.server_core(argv, port, workdir, remove=(kf, cf))
     result = cores.scan_numbers(core)
     assert keys.fingerprint(key) in result.fingerprints
     assert result.info is not None and result.info.process is not None
@@ -327,22 +297,11 @@ def test_gnutls_serv_ec_key_is_found_from_its_limbs(workdir: Path, curve: ec.Ell
         timeout=60,
     )
     port = cores.free_port()
-    proc = subprocess.Popen(
-        ["gnutls-serv", "--x509keyfile", str(kf), "--x509certfile", str(cf), "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        cores.wait_listening(port)
-        kf.unlink()
-        core = cores.gcore(proc.pid, workdir)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    argv = ["gnutls-serv", "--x509keyfile", str(kf), "--x509certfile", str(cf), "-p", str(port)]
+    core = cores.server_core(argv, port, workdir, remove=(kf,))
     try:
         result = cores.scan_numbers(core)
-        found = {f.fingerprint: f for f in result.findings}
+        found = result.by_fingerprint
         assert keys.fingerprint(key) in found, [(f.format, f.curve) for f in result.findings]
         assert found[keys.fingerprint(key)].format == "ec-numbers-le"
     finally:
@@ -427,7 +386,7 @@ def test_java_ec_keys_are_found_from_the_jdk_objects(workdir: Path) -> None:
     assert len(expected) == 4
     try:
         result = cores.scan_numbers(core)
-        found = {f.fingerprint: f for f in result.findings}
+        found = result.by_fingerprint
         assert expected <= set(found), [(f.format, f.curve) for f in result.findings]
         assert {found[fp].format for fp in expected} == {"ec-numbers-java"}
         assert {found[fp].curve for fp in expected} == {"secp256r1", "secp384r1", "secp521r1"}
