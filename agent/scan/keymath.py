@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
@@ -25,6 +26,7 @@ MAX_RSA_BITS = 16384
 MIN_RSA_BITS = 512
 MAX_DSA_P_BITS = 8192
 MAX_DSA_Q_BITS = 512
+RSA_EXPONENTS = (65537, 3)  # tried in this order for keys found as bare numbers
 SMALL_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)
 
 
@@ -39,6 +41,23 @@ def fingerprint(public_key: PublicKeyTypes) -> str:
 def rsa_fingerprint(n: int, e: int) -> str:
     """Fingerprint of the RSA public key (n, e)."""
     return fingerprint(rsa.RSAPublicNumbers(e, n).public_key())
+
+
+def rsa_exponent(p: int, q: int, seen: Callable[[int], bool]) -> tuple[int, bool]:
+    """(e, assumed) for a key found as p and q: e is proven when `seen` one of its private exponents.
+
+    d mod lambda(n) (OpenSSL), d mod phi(n) (older tools), dP or dQ. When none
+    was seen, 65537 is assumed (what nearly every key uses) and the caller says so.
+    """
+    phi = (p - 1) * (q - 1)
+    lam = phi // math.gcd(p - 1, q - 1)
+    for e in RSA_EXPONENTS:
+        if math.gcd(e, phi) != 1:
+            continue
+        secrets = (pow(e, -1, p - 1), pow(e, -1, q - 1), pow(e, -1, lam), pow(e, -1, phi))
+        if any(seen(s) for s in secrets):
+            return e, False
+    return RSA_EXPONENTS[0], True
 
 
 def rsa_consistent(
@@ -95,6 +114,17 @@ def rsa_exponent_from_d(p: int, q: int, d: int) -> int | None:
     except ValueError:
         return None
     return e
+
+
+def plausible_factors(p: int, q: int) -> bool:
+    """p * q = n was found in memory: the smaller factor passes a Miller-Rabin round.
+
+    Skipped above 2048 bits, where a round costs more than a few ms: two
+    numbers of a modulus' halves whose product is that modulus are its primes
+    unless built to mislead, and a misled finding still names a real factoring.
+    """
+    small = min(p, q)
+    return small.bit_length() > 2048 or probably_prime(small, rounds=1)
 
 
 def probably_prime(x: int, rounds: int = 4) -> bool:

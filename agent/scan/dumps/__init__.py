@@ -3,7 +3,8 @@
     inspect(head, total_size)  first window -> DumpInfo (kind, process, regions, problems) | None
     is_dump_name(name)         dump-like file names: the number search runs on them
     NumberSearch               RSA keys as bare numbers (p * q = n; limbs, and CPython ints
-                               in `pylong`) in the windows fed to it; EC keys as Python ints,
+                               in `pylong`) in the windows fed to it, and across the whole
+                               stream for numbers alone in their allocations (`alone`); EC keys as Python ints,
                                JDK arrays and bare limbs (`pylong`, `java`, `limbs`, proven
                                in `ec_ints`);
                                with the dump's address map also EC keys held by OpenSSL

@@ -177,6 +177,16 @@ def run_bounds(good: BOOL, edges: I64) -> tuple[I64, I64]:
     return edges[0::2], edges[1::2]
 
 
+GO_SPARE = 4  # zero words Go's `nat.make` reserves after a big.Int's words
+
+
+def cells_after(cells: U64, ends: I64, count: int) -> tuple[BOOL, U64]:
+    """(room, after): whether `count` cells follow each run end in the window, and those cells."""
+    room: BOOL = ends + count <= len(cells)
+    after: U64 = cells[np.where(room, ends, 0)[:, None] + np.arange(count)]
+    return room, after
+
+
 @dataclass(frozen=True, slots=True)
 class WindowCells:
     """One window as the number readers see it: its bytes and its classified 8-byte cells.

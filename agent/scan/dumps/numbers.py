@@ -18,7 +18,6 @@ checks per stream are capped.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,7 +27,7 @@ import numpy as np
 
 from agent.logs import get_logger
 from agent.scan import keymath
-from agent.scan.dumps import ec_ints, java, known, limbs, pylong
+from agent.scan.dumps import alone, ec_ints, java, known, limbs, pylong
 from agent.scan.dumps.candidates import (
     I64,
     U64,
@@ -61,13 +60,11 @@ log = get_logger("agent.scan.dumps")
 RULE = "rsa_number_search"
 # prime sizes in bytes: moduli of 1024, 1536, 2048, 3072, 4096, 6144, 7680 and 8192 bits
 PRIME_BYTES = (64, 96, 128, 192, 256, 384, 480, 512)
-EXPONENTS = (65537, 3)
 FUSE_LIMIT = 1 << 16  # (view, position) pairs gathered in one batch (8 bytes each, and indices)
 MERGE_LIMIT = 1 << 20  # candidates of merged views held at once (a crowded window has millions)
 JAVA_EC_NEAR = 256 * 1024  # a JDK key's scalar and point: 4-35 KiB apart in measured cores
 LIMB_EC_NEAR = 256 * 1024  # nettle's (gnutls-serv): 144 bytes; the point is made with the key
 DIVISOR_DISTANCE = 8 * 1024  # n and a lone prime of the same key sit this close in a heap
-PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms
 
 
 _per_thread = threading.local()
@@ -117,6 +114,7 @@ class NumberSearch:
         self._skipped_bytes = 0
         self._limits_noted: set[str] = set()
         self._pylongs = pylong.PyLongKeys(spend=self.spend_division, claim=self.claim)
+        self._alone = alone.AloneRsaKeys([b // 8 for b in PRIME_BYTES], claim=self.claim)
         ec_found: set[str] = set()  # one key, one finding, whichever search proves it first
         self._python_ec = ec_ints.EcIntKeys(format_name="ec-numbers-pylong", found=ec_found)
         self._java_ec = ec_ints.EcIntKeys(
@@ -155,6 +153,9 @@ class NumberSearch:
         python_ints = pylong.pylongs(runtime)
         java_numbers = java.java_numbers(runtime)
         limb_numbers, crowded = limbs.limb_numbers(runtime)
+        islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
+        self._note_skipped()
+        alone_numbers = alone.alone_numbers(runtime, self._alone.sizes, (scan_from, scan_to))
         del cells, good, runtime
         if python_ints:
             ec_keys += self._pylongs.feed(python_ints)
@@ -169,19 +170,24 @@ class NumberSearch:
             self.note_limit("a window held more EC-sized limb runs than the EC search reads")
         if any(s.limit_reached for s in (self._python_ec, self._java_ec, self._limb_ec)):
             self.note_limit("the EC key search among language-runtime numbers reached its budget")
-        islands = self._skip_crowded(islands, ncells, base_offset + first, scan_from, scan_to)
-        self._note_skipped()
-        if len(islands.start) == 0:
-            return ec_keys
-        search = _WindowSearch(
-            self, window, base=base_offset, first=first, scan_from=scan_from, scan_to=scan_to
-        )
-        findings = ec_keys + search.all_sizes(islands)
-        if self._inventory is not None:
-            for view in VIEWS:
-                words = view_words(window, first, view)
-                findings += self._inventory.search(search, view, words, islands)
-                del words
+        # first: it proves e from a d alone anywhere in the stream; Go also leaves p and q
+        # big-endian (rand.Prime's bytes), where no d is there to prove e in that order
+        findings = ec_keys + self._alone.feed(alone_numbers)
+        if self._alone.limit_reached:
+            self.note_limit(
+                f"more than {alone.MAX_PER_SIZE} numbers of one size alone in their allocations; "
+                "the rest were not paired"
+            )
+        if len(islands.start):
+            search = _WindowSearch(
+                self, window, base=base_offset, first=first, scan_from=scan_from, scan_to=scan_to
+            )
+            findings += search.all_sizes(islands)
+            if self._inventory is not None:
+                for view in VIEWS:
+                    words = view_words(window, first, view)
+                    findings += self._inventory.search(search, view, words, islands)
+                    del words
         return findings
 
     # -- internals ------------------------------------------------------------
@@ -450,12 +456,7 @@ class _WindowSearch:
     def _finish(self, view: View, n: int, p: int, q: int, anchor: int) -> KeyFinding | None:
         if not self.owns(anchor):
             return None
-        small = min(p, q)
-        if small.bit_length() <= PRIME_ROUNDS_MAX_BITS and not keymath.probably_prime(
-            small, rounds=1
-        ):
-            return None
-        if not self._owner.claim(n):
+        if not keymath.plausible_factors(p, q) or not self._owner.claim(n):
             return None
         e, assumed = self._exponent(view.order, p, q)
         log.debug("dumps.key_found", bits=n.bit_length(), order=view.order, offset=anchor)
@@ -472,15 +473,4 @@ class _WindowSearch:
 
     def _exponent(self, order: str, p: int, q: int) -> tuple[int, bool]:
         """(e, assumed): e is proven when its d or dP for this key is in the window."""
-        lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
-        phi = (p - 1) * (q - 1)
-        for e in EXPONENTS:
-            if math.gcd(e, phi) != 1:
-                continue
-            dp = pow(e, -1, p - 1)
-            dq = pow(e, -1, q - 1)
-            # OpenSSL derives d mod lambda(n), older tools mod phi(n): either proves e
-            for secret in (dp, dq, pow(e, -1, lam), pow(e, -1, phi)):
-                if self.contains(encode(secret, order)):
-                    return e, False
-        return EXPONENTS[0], True
+        return keymath.rsa_exponent(p, q, lambda secret: self.contains(encode(secret, order)))

@@ -20,7 +20,6 @@ stream's budget.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,7 +40,6 @@ MAX_LONGS = 16_384
 _LEAD_CELLS = 4  # the first 8 digits, tested for every candidate at once (MIN_DIGITS >= 8)
 _LOW32 = np.uint64(0xFFFFFFFF)
 MAX_LONGS_PER_STREAM = 4096  # each new int is tested against those kept: bounded pairs
-EXPONENTS = (65537, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +159,9 @@ class PyLongKeys:
         if not self._spend() or n.value % p.value:
             return None
         q = n.value // p.value
-        if not keymath.probably_prime(min(p.value, q), rounds=1) or not self._claim(n.value):
+        if not keymath.plausible_factors(p.value, q) or not self._claim(n.value):
             return None
-        e, assumed = _exponent(p.value, q, self._values)
+        e, assumed = keymath.rsa_exponent(p.value, q, self._values.__contains__)
         return KeyFinding(
             rule="rsa_number_search",
             format=FORMAT,
@@ -174,16 +172,3 @@ class PyLongKeys:
             fingerprint=keymath.rsa_fingerprint(n.value, e),
             exponent_assumed=assumed,
         )
-
-
-def _exponent(p: int, q: int, values: set[int]) -> tuple[int, bool]:
-    """(e, assumed): e is proven when one of its private exponents is an int of the window."""
-    phi = (p - 1) * (q - 1)
-    lam = phi // math.gcd(p - 1, q - 1)
-    for e in EXPONENTS:
-        if math.gcd(e, phi) != 1:
-            continue
-        secrets = (pow(e, -1, lam), pow(e, -1, phi), pow(e, -1, p - 1), pow(e, -1, q - 1))
-        if any(s in values for s in secrets):
-            return e, False
-    return EXPONENTS[0], True
