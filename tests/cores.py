@@ -330,6 +330,60 @@ NODE_HOLDER = textwrap.dedent(
     """
 )
 
+# Go keeps numbers as big.Int words (little-endian, each alone in its allocation):
+# RSA via rsa.GenerateKey, EC via ecdsa.GenerateKey; each key signs once, its
+# public key is printed as DER SubjectPublicKeyInfo in hex
+GO_HOLDER = textwrap.dedent(
+    """
+    package main
+
+    import (
+        "bufio"
+        "crypto"
+        "crypto/ecdsa"
+        "crypto/elliptic"
+        "crypto/rand"
+        "crypto/rsa"
+        "crypto/sha256"
+        "crypto/x509"
+        "fmt"
+        "os"
+    )
+
+    var held []crypto.Signer
+
+    func main() {
+        digest := sha256.Sum256([]byte("x"))
+        for _, bits := range []int{2048, 3072} {
+            k, err := rsa.GenerateKey(rand.Reader, bits)
+            if err != nil {
+                panic(err)
+            }
+            held = append(held, k)
+        }
+        for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P521()} {
+            k, err := ecdsa.GenerateKey(c, rand.Reader)
+            if err != nil {
+                panic(err)
+            }
+            held = append(held, k)
+        }
+        for _, k := range held {
+            if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+                panic(err)
+            }
+            der, err := x509.MarshalPKIXPublicKey(k.Public())
+            if err != nil {
+                panic(err)
+            }
+            fmt.Printf("%x\\n", der)
+        }
+        fmt.Println("READY")
+        bufio.NewReader(os.Stdin).ReadString('\\n')
+    }
+    """
+)
+
 
 def python_argv(script: str, *args: str) -> list[str]:
     """Run a script with this interpreter (it has cryptography)."""

@@ -323,6 +323,44 @@ def test_node_create_private_key_is_found(workdir: Path) -> None:
         core.unlink()
 
 
+def test_go_keys_are_found_from_big_int_words(workdir: Path) -> None:
+    """RSA 2048 and 3072, P-256 and P-521 keys a Go program generated are found from its heap.
+
+    Go's allocator keeps each size class apart, so p, q and n of one key lie
+    far from each other (67 KiB and 4 MiB in a measured core): the RSA keys
+    must be found by the stream-wide join of numbers alone in their
+    allocations, each with e proven from its d. Not searched, so not held
+    here: Go 1.19's P-384 scalar (left inside a longer allocation by the
+    reduction that makes it) and Ed25519 (seed and public key in one slice).
+    """
+    _require("gcore", "go")
+    src = workdir / "holder.go"
+    src.write_text(cores.GO_HOLDER)
+    env = {**os.environ, "GOCACHE": str(workdir / "gocache"), "GOPATH": str(workdir / "gopath")}
+    env["GO111MODULE"] = "off"  # one file, standard library only: no module, no network
+    subprocess.run(
+        ["go", "build", "-o", str(workdir / "go-holder"), str(src)],
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    with cores.holder([str(workdir / "go-holder")], deadline=120) as (proc, out):
+        core = cores.gcore(proc.pid, workdir)
+    expected = _fingerprints(out)
+    try:
+        result = cores.scan_numbers(core)
+    finally:
+        core.unlink()
+    assert len(expected) == 4
+    found = result.by_fingerprint
+    assert expected <= set(found)
+    rsa_found = [found[fp] for fp in expected if found[fp].algorithm == "rsa"]
+    assert sorted(f.bits or 0 for f in rsa_found) == [2048, 3072]
+    assert all(not f.exponent_assumed for f in rsa_found)
+    curves = {found[fp].curve for fp in expected if found[fp].algorithm == "ec"}
+    assert curves == {"secp256r1", "secp521r1"}
+
+
 def test_java_pkcs8_key_is_found(workdir: Path) -> None:
     """A key a Java program loaded from PKCS#8 is found from its BigInteger numbers."""
     _require("gcore", "javac", "java")
