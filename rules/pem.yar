@@ -9,8 +9,8 @@ rule pem_private_key
         validator = "pem"
         format = "pem-pkcs8"
         severity = "high"
-        description = "PEM private key (PKCS#8, PKCS#1, SEC1, DSA, encrypted PKCS#8, legacy encrypted, OpenSSH), LF or CRLF, plain or indented"
-        selftest = "pem_pkcs8_rsa,pem_pkcs8_ec,pem_pkcs8_ed25519,pem_pkcs1_rsa_crlf,pem_sec1_ec,pem_encrypted_pkcs8,pem_legacy_encrypted_rsa,pem_indented_yaml"
+        description = "PEM private key (PKCS#8, PKCS#1, SEC1, DSA, encrypted PKCS#8, legacy encrypted, OpenSSH), LF or CRLF, plain or indented, line ends as XML character references"
+        selftest = "pem_pkcs8_rsa,pem_pkcs8_ec,pem_pkcs8_ed25519,pem_pkcs1_rsa_crlf,pem_sec1_ec,pem_encrypted_pkcs8,pem_legacy_encrypted_rsa,pem_indented_yaml,pem_xml_character_references"
     strings:
         $begin = /-----BEGIN (RSA |EC |DSA |SM2 |ENCRYPTED |OPENSSH )?PRIVATE KEY-----[^\\]/
     condition:
@@ -23,10 +23,24 @@ rule pem_private_key_json_escaped
         validator = "pem"
         format = "pem-pkcs8"
         severity = "high"
-        description = "PEM private key inside a string literal with escaped line ends (GCP service-account JSON, .env, code)"
-        selftest = "pem_json_escaped_gcp"
+        description = "PEM private key inside a string literal with escaped line ends, once or twice escaped (GCP service-account JSON, JSON inside JSON logs, .env, source code)"
+        selftest = "pem_json_escaped_gcp,pem_json_double_escaped,pem_source_string_literals"
     strings:
-        $begin = /-----BEGIN (RSA |EC |DSA |SM2 |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\([rn]|u000[aAdD])/
+        $begin = /-----BEGIN (RSA |EC |DSA |SM2 |ENCRYPTED |OPENSSH )?PRIVATE KEY-----\\{1,3}([rn]|u000[aAdD])/
+    condition:
+        $begin
+}
+
+rule pem_private_key_url_encoded
+{
+    meta:
+        validator = "pem"
+        format = "pem-pkcs8"
+        severity = "high"
+        description = "PEM private key URL-encoded (query strings, form posts in HAR files and access logs), spaces as %20 or +"
+        selftest = "pem_url_encoded,pem_form_encoded"
+    strings:
+        $begin = /-----BEGIN(%20|\+)([A-Z]{2,9}(%20|\+))?PRIVATE(%20|\+)KEY-----/
     condition:
         $begin
 }

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -357,6 +358,43 @@ def _pem_json() -> Sample:
     return Sample(embed(json.dumps(doc, indent=2).encode()), fingerprint(key))
 
 
+def _pem_json_twice() -> Sample:
+    """A service-account document logged as a string inside another JSON document."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    inner = json.dumps({"private_key": pem(key).decode()})
+    return Sample(embed(json.dumps({"level": "info", "msg": inner}).encode()), fingerprint(key))
+
+
+def _pem_source_literals() -> Sample:
+    """The key as Java source holds it: a quoted piece per line, joined with `+`."""
+    key = _rsa()
+    lines = pem(key, _Priv.TraditionalOpenSSL).decode().splitlines()
+    java = " +\n".join(f'        "{line}\\n"' for line in lines)
+    return Sample(embed(f"String key =\n{java};\n".encode()), fingerprint(key))
+
+
+def _pem_xml_references() -> Sample:
+    """Line ends as character references, as XML and HTML exports write them."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    text = pem(key).decode().replace("\n", "&#xA;")
+    return Sample(embed(f'<entry key="tls">{text}</entry>'.encode()), fingerprint(key))
+
+
+def _pem_url(plus: bool) -> SampleMaker:
+    def make() -> Sample:
+        key = _rsa()
+        text = pem(key).decode()
+        if plus:  # a form post (application/x-www-form-urlencoded), as a HAR file records it
+            return Sample(
+                embed(f"user=a&key={urllib.parse.quote_plus(text)}".encode()), fingerprint(key)
+            )
+        return Sample(
+            embed(f"GET /v1/k?key={urllib.parse.quote(text)} HTTP/1.1".encode()), fingerprint(key)
+        )
+
+    return make
+
+
 def _pem_utf16() -> Sample:
     key = _rsa()
     text = pem(key, _Priv.TraditionalOpenSSL).decode().replace("\n", "\r\n")
@@ -456,6 +494,11 @@ SAMPLES: Mapping[str, SampleMaker] = {
     ),
     "pem_indented_yaml": _pem_yaml,
     "pem_json_escaped_gcp": _pem_json,
+    "pem_json_double_escaped": _pem_json_twice,
+    "pem_source_string_literals": _pem_source_literals,
+    "pem_xml_character_references": _pem_xml_references,
+    "pem_url_encoded": _pem_url(plus=False),
+    "pem_form_encoded": _pem_url(plus=True),
     "pem_utf16le_rsa": _pem_utf16,
     "pgp_private_rsa": lambda: _pgp(_rsa()),
     "pgp_private_ed25519": lambda: _pgp(ed25519.Ed25519PrivateKey.generate()),

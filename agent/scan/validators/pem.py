@@ -1,7 +1,10 @@
 """Armoured PEM private keys: read the block at a hit, decode it, prove the key inside.
 
 Handles the shapes PEM takes in files and dumps: LF or CRLF, indented (YAML,
-config files), inside JSON strings with literal `\\n` / `\\r\\n` escapes, and
+config files), inside JSON strings with literal `\\n` / `\\r\\n` escapes (once
+or twice escaped), in string literals of source code (one quoted piece per
+line, joined by the compiler or by `+`), with XML/HTML character references,
+URL-encoded (a query string, a form post in a HAR file or an access log), and
 UTF-16LE text. Dispatches on the armour label: PKCS#8, PKCS#1, SEC1, DSA
 (plain or legacy `Proc-Type: 4,ENCRYPTED`), EncryptedPrivateKeyInfo, OpenSSH
 (handed to `openssh.findings_from_blob`) and OpenPGP (handed to `pgp`).
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -39,6 +44,10 @@ MIN_DER_BYTES = 32
 _BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# one quoted piece ends and the next begins: "...\n"<newline>"..." (C, Python, Go) or
+# "...\n" +<newline>"..." (Java, C#, JavaScript); PEM text never holds a quote
+_LITERAL_JOIN = re.compile(r"[\"']\s*\+?\s*[\"']")
+_URL_ENCODED_BEGIN = ("-----BEGIN%20", "-----BEGIN+")
 
 # label -> format id users see for the unencrypted form
 _LABEL_FORMAT = {
@@ -114,7 +123,12 @@ def _is_wide(hit: Hit) -> bool:
 
 
 def unescape(text: str) -> str:
-    """Undo the escapes a string literal adds (JSON `\\n`, `\\r\\n`, `\\/`, `\\u002B`) and real CRLF."""
+    """Undo what a string literal adds (quoted pieces, JSON `\\n`, `\\r\\n`, `\\/`, `\\u002B`),
+    XML/HTML character references, and real CRLF."""
+    if "&" in text:
+        text = html.unescape(text)  # &#10; &#xA; &#13; in XML and HTML exports
+    if '"' in text or "'" in text:
+        text = _LITERAL_JOIN.sub("", text)
     if "\\" in text:
         # System.Text.Json writes `+` as \u002B, some encoders `/` as \u002F and `\n` as \u000a
         text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
@@ -207,9 +221,18 @@ def _cheap_to_prove(key: PrivateKeyTypes) -> bool:
     return True
 
 
+def url_decoded(text: str) -> str:
+    """The text with its URL encoding undone, when it starts URL-encoded (`%20` or `+` for spaces)."""
+    if text.startswith(_URL_ENCODED_BEGIN[0]):
+        return urllib.parse.unquote(text)
+    if text.startswith(_URL_ENCODED_BEGIN[1]):
+        return urllib.parse.unquote_plus(text)  # a form: `+` is a space, base64's `+` is %2B
+    return text
+
+
 def validate(hit: Hit) -> Sequence[KeyFinding]:
     """Findings for the armoured block at the hit; () for anything not proven a private key."""
-    armor = parse_armor(text_at(hit))
+    armor = parse_armor(url_decoded(text_at(hit)))
     if armor is None or len(armor.body) < MIN_DER_BYTES:
         return ()
     label = armor.label

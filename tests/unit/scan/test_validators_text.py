@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -85,6 +86,28 @@ def _json_crlf_escaped(key: ec.EllipticCurvePrivateKey) -> Case:
     return Case(b'{"key": "' + text + b'"}', b"-----BEGIN", key, "pem-sec1", "ec")
 
 
+def _url_encoded(key: PrivateKeyTypes, quote: Callable[[str], str]) -> Case:
+    text = quote(enc.pem(key).decode()).encode()
+    return Case(
+        b"POST /keys HTTP/1.1\r\n\r\nname=a&key=" + text,
+        b"-----BEGIN",
+        key,
+        "pem-pkcs8",
+        _algorithm(key),
+    )
+
+
+def _source_literals(key: PrivateKeyTypes, join: bytes) -> Case:
+    """The PEM as one quoted literal per line of source code (C, Python, Go; `+` in Java)."""
+    lines = enc.pem(key, Priv.TraditionalOpenSSL).splitlines()
+    text = join.join(b'    "' + line + b'\\n"' for line in lines)
+    return Case(b"KEY = (\n" + text + b")\n", b"-----BEGIN", key, "pem-pkcs1", "rsa")
+
+
+def _algorithm(key: PrivateKeyTypes) -> str:
+    return "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"
+
+
 CASES: dict[str, Callable[[], Case]] = {
     "pem-pkcs8-rsa": lambda: pem_case(rsa2048(), Priv.PKCS8, "pem-pkcs8", "rsa"),
     "pem-pkcs8-ec-p256": lambda: pem_case(keys.ec_key(), Priv.PKCS8, "pem-pkcs8", "ec"),
@@ -135,6 +158,30 @@ CASES: dict[str, Callable[[], Case]] = {
         keys.ec_key,
         lambda k: Case(
             b"tls:\n  key: |\n" + b"".join(b"    " + ln + b"\n" for ln in enc.pem(k).splitlines()),
+            b"-----BEGIN",
+            k,
+            "pem-pkcs8",
+            "ec",
+        ),
+    ),
+    "pem-url-encoded": lambda: _url_encoded(rsa2048(), urllib.parse.quote),
+    "pem-form-encoded": lambda: _url_encoded(keys.ec_key(), urllib.parse.quote_plus),
+    "pem-c-string-literals": lambda: _source_literals(rsa2048(), b"\n"),
+    "pem-java-string-concatenation": lambda: _source_literals(rsa2048(), b" +\n"),
+    "pem-json-twice-escaped": keyed(
+        keys.ec_key,
+        lambda k: Case(
+            json.dumps({"msg": json.dumps({"private_key": enc.pem(k).decode()})}).encode(),
+            b"-----BEGIN",
+            k,
+            "pem-pkcs8",
+            "ec",
+        ),
+    ),
+    "pem-xml-character-references": keyed(
+        keys.ec_key,
+        lambda k: Case(
+            b"<key>" + enc.pem(k).replace(b"\n", b"&#10;") + b"</key>",
             b"-----BEGIN",
             k,
             "pem-pkcs8",
@@ -502,6 +549,18 @@ NEGATIVES: dict[str, Callable[[], bytes]] = {
     "placeholder-doc": lambda: (
         b"-----BEGIN PRIVATE KEY-----\nMIIEv...\n-----END PRIVATE KEY-----\n"
     ),
+    "placeholder-url-encoded": lambda: urllib.parse.quote(
+        "-----BEGIN PRIVATE KEY-----\nMIIEv...\n-----END PRIVATE KEY-----\n"
+    ).encode(),
+    "url-encoded-public-key": lambda: urllib.parse.quote_plus(
+        rsa2048()
+        .public_key()
+        .public_bytes(Enc.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    ).encode(),
+    "url-encoded-tampered-prime": lambda: urllib.parse.quote(
+        _armor("RSA PRIVATE KEY", tampered_pkcs1(rsa2048())).decode()
+    ).encode(),
     "placeholder-rsa-doc": lambda: (
         b"-----BEGIN RSA PRIVATE KEY-----\n<insert key>\n-----END RSA PRIVATE KEY-----\n"
     ),
@@ -593,7 +652,7 @@ def test_text_rules_compile_under_both_engines(engine: str) -> None:
 def test_every_text_rule_names_a_validator_and_existing_selftests() -> None:
     """Each rule's meta names a known validator, a severity and self-test generators that exist."""
     metas = rule_metas(rulekit.sources(RULE_FILES))
-    assert len(metas) == 11
+    assert len(metas) == 12
     for rule, meta in metas.items():
         assert meta["validator"] in VALIDATORS, rule
         assert meta["severity"] == "high"
