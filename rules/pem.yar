@@ -9,8 +9,8 @@ rule pem_private_key
         validator = "pem"
         format = "pem-pkcs8"
         severity = "high"
-        description = "PEM private key (PKCS#8, PKCS#1, SEC1, DSA, encrypted PKCS#8, legacy encrypted, OpenSSH), LF or CRLF, plain or indented, line ends as XML character references"
-        selftest = "pem_pkcs8_rsa,pem_pkcs8_ec,pem_pkcs8_ed25519,pem_pkcs1_rsa_crlf,pem_sec1_ec,pem_encrypted_pkcs8,pem_legacy_encrypted_rsa,pem_indented_yaml,pem_xml_character_references"
+        description = "PEM private key (PKCS#8, PKCS#1, SEC1, DSA, encrypted PKCS#8, legacy encrypted, OpenSSH), LF or CRLF, plain or indented, line ends as XML character references or markup (a .docx paragraph per line)"
+        selftest = "pem_pkcs8_rsa,pem_pkcs8_ec,pem_pkcs8_ed25519,pem_pkcs1_rsa_crlf,pem_sec1_ec,pem_encrypted_pkcs8,pem_legacy_encrypted_rsa,pem_indented_yaml,pem_xml_character_references,pem_docx_paragraphs"
     strings:
         $begin = /-----BEGIN (RSA |EC |DSA |SM2 |ENCRYPTED |OPENSSH )?PRIVATE KEY-----[^\\]/
     condition:

@@ -380,6 +380,17 @@ def _pem_xml_references() -> Sample:
     return Sample(embed(f'<entry key="tls">{text}</entry>'.encode()), fingerprint(key))
 
 
+def _pem_docx() -> Sample:
+    """The key pasted into a word processor: a paragraph per line (a .docx's document.xml)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = b"".join(
+        b"<w:p><w:r><w:t>" + line + b"</w:t></w:r></w:p>" for line in pem(key).splitlines()
+    )
+    return Sample(
+        embed(b"<w:document><w:body>" + body + b"</w:body></w:document>"), fingerprint(key)
+    )
+
+
 def _pem_url(plus: bool) -> SampleMaker:
     def make() -> Sample:
         key = _rsa()
@@ -497,6 +508,7 @@ SAMPLES: Mapping[str, SampleMaker] = {
     "pem_json_double_escaped": _pem_json_twice,
     "pem_source_string_literals": _pem_source_literals,
     "pem_xml_character_references": _pem_xml_references,
+    "pem_docx_paragraphs": _pem_docx,
     "pem_url_encoded": _pem_url(plus=False),
     "pem_form_encoded": _pem_url(plus=True),
     "pem_utf16le_rsa": _pem_utf16,

@@ -3,7 +3,8 @@
 Handles the shapes PEM takes in files and dumps: LF or CRLF, indented (YAML,
 config files), inside JSON strings with literal `\\n` / `\\r\\n` escapes (once
 or twice escaped), in string literals of source code (one quoted piece per
-line, joined by the compiler or by `+`), with XML/HTML character references,
+line, joined by the compiler or by `+`), with XML/HTML character references
+or markup between the lines (.docx paragraphs, `<br>`),
 URL-encoded (a query string, a form post in a HAR file or an access log), and
 UTF-16LE text. Dispatches on the armour label: PKCS#8, PKCS#1, SEC1, DSA
 (plain or legacy `Proc-Type: 4,ENCRYPTED`), EncryptedPrivateKeyInfo, OpenSSH
@@ -47,6 +48,7 @@ _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 # one quoted piece ends and the next begins: "...\n"<newline>"..." (C, Python, Go) or
 # "...\n" +<newline>"..." (Java, C#, JavaScript); PEM text never holds a quote
 _LITERAL_JOIN = re.compile(r"[\"']\s*\+?\s*[\"']")
+_MARKUP = re.compile(r"<[^<>]{0,512}>")
 _URL_ENCODED_BEGIN = ("-----BEGIN%20", "-----BEGIN+")
 
 # label -> format id users see for the unencrypted form
@@ -123,12 +125,7 @@ def _is_wide(hit: Hit) -> bool:
 
 
 def unescape(text: str) -> str:
-    """Undo what a string literal adds (quoted pieces, JSON `\\n`, `\\r\\n`, `\\/`, `\\u002B`),
-    XML/HTML character references, and real CRLF."""
-    if "&" in text:
-        text = html.unescape(text)  # &#10; &#xA; &#13; in XML and HTML exports
-    if '"' in text or "'" in text:
-        text = _LITERAL_JOIN.sub("", text)
+    """Undo the escapes a string literal adds (JSON `\\n`, `\\r\\n`, `\\/`, `\\u002B`) and real CRLF."""
     if "\\" in text:
         # System.Text.Json writes `+` as \u002B, some encoders `/` as \u002F and `\n` as \u000a
         text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
@@ -143,6 +140,22 @@ def unescape(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _armor_lines(text: str) -> list[str]:
+    """The lines of an armour's inside, from whatever wraps them.
+
+    Besides string-literal escapes: quoted pieces of source code, XML/HTML
+    character references, and markup (a line per paragraph of a .docx, `<br>`
+    in a wiki or mail export). No base64 line holds a quote, `&` or `<`.
+    """
+    if "&" in text:
+        text = html.unescape(text)
+    if '"' in text or "'" in text:
+        text = _LITERAL_JOIN.sub("", text)
+    if "<" in text:
+        text = _MARKUP.sub("\n", text)
+    return unescape(text).split("\n")
+
+
 def parse_armor(text: str) -> Armor | None:
     """The armour block that starts `text`, or None when it is not a complete one."""
     begin = _BEGIN.match(text)
@@ -155,7 +168,7 @@ def parse_armor(text: str) -> Armor | None:
     headers: dict[str, str] = {}
     body: list[str] = []
     checksum: str | None = None
-    for raw_line in unescape(text[begin.end() : end]).split("\n"):
+    for raw_line in _armor_lines(text[begin.end() : end]):
         line = raw_line.strip()
         if not line:
             continue

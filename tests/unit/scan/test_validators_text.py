@@ -104,6 +104,27 @@ def _source_literals(key: PrivateKeyTypes, join: bytes) -> Case:
     return Case(b"KEY = (\n" + text + b")\n", b"-----BEGIN", key, "pem-pkcs1", "rsa")
 
 
+def _docx_paragraphs(key: PrivateKeyTypes) -> Case:
+    """The PEM pasted into a word processor: a paragraph per line, base64 lines split into runs
+    (a header split into runs is not matched: the rules need its text in one piece)."""
+
+    def runs(line: bytes) -> bytes:
+        cut = len(line) if line.startswith(b"-----") else 20
+        return b'</w:t></w:r><w:r w:rsidR="00B2"><w:t>'.join((line[:cut], line[cut:]))
+
+    paragraphs = b"".join(
+        b'<w:p w:rsidR="00A1"><w:r><w:t>' + runs(line) + b"</w:t></w:r></w:p>"
+        for line in enc.pem(key).splitlines()
+    )
+    return Case(
+        b"<w:document><w:body>" + paragraphs + b"</w:body>",
+        b"-----BEGIN",
+        key,
+        "pem-pkcs8",
+        _algorithm(key),
+    )
+
+
 def _algorithm(key: PrivateKeyTypes) -> str:
     return "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"
 
@@ -182,6 +203,17 @@ CASES: dict[str, Callable[[], Case]] = {
         keys.ec_key,
         lambda k: Case(
             b"<key>" + enc.pem(k).replace(b"\n", b"&#10;") + b"</key>",
+            b"-----BEGIN",
+            k,
+            "pem-pkcs8",
+            "ec",
+        ),
+    ),
+    "pem-docx-paragraphs": lambda: _docx_paragraphs(rsa2048()),
+    "pem-html-line-breaks": keyed(
+        keys.ec_key,
+        lambda k: Case(
+            b"<div>" + enc.pem(k).replace(b"\n", b"<br/>") + b"</div>",
             b"-----BEGIN",
             k,
             "pem-pkcs8",
@@ -561,6 +593,10 @@ NEGATIVES: dict[str, Callable[[], bytes]] = {
     "url-encoded-tampered-prime": lambda: urllib.parse.quote(
         _armor("RSA PRIVATE KEY", tampered_pkcs1(rsa2048())).decode()
     ).encode(),
+    "placeholder-html": lambda: (
+        b"<p>-----BEGIN PRIVATE KEY-----</p><p><em>paste your key here</em></p>"
+        b"<p>-----END PRIVATE KEY-----</p>"
+    ),
     "placeholder-rsa-doc": lambda: (
         b"-----BEGIN RSA PRIVATE KEY-----\n<insert key>\n-----END RSA PRIVATE KEY-----\n"
     ),
