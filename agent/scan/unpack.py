@@ -1,5 +1,5 @@
 """Containers: open gzip, zip (nested), xz, bz2, zstd, lz4, zlib, tar, git packs and, through
-libarchive, 7-Zip, cpio, ar, RPM and CAB; stream their members.
+libarchive, 7-Zip, cpio, ar, RPM, CAB and zips that cannot be seeked; stream their members.
 
 The scanner reads a file's first bytes, asks `detect(head)`, and for a
 container iterates `layers(...)`: each leaf member comes as a `Layer` whose
@@ -100,6 +100,9 @@ _ARCHIVES: dict[str, tuple[str, str, bool]] = {
     "ar": ("ar", "none", False),  # .deb packages, static libraries
     "rpm": ("cpio", "all", False),  # the rpm filter skips the package header; cpio follows
     "cab": ("cab", "none", False),  # Windows cabinets
+    # a zip with no random access (inside a compressed stream or a tar: a .jar in a support
+    # bundle's tar.gz) is read forward from its local headers; with random access, zipfile
+    "zip": ("zip", "none", False),
 }
 _ARCHIVE_MAGICS = (
     (b"7z\xbc\xaf\x27\x1c", "7z"),
@@ -469,6 +472,7 @@ def _member(
         head += piece
     kind = detect(head)
     stream = _Peeked(head, guard)
+    seekable_zip = kind == "zip" and reopen is not None
     if kind is not None and depth >= budget.limits.max_depth:
         yield _problem(
             ErrorType.ARCHIVE_LIMIT,
@@ -477,27 +481,27 @@ def _member(
             label,
         )
         kind = None
-    elif (kind == "zip" or (kind in _ARCHIVES and _ARCHIVES[kind][2])) and reopen is None:
+    elif kind in _ARCHIVES and _ARCHIVES[kind][2] and reopen is None:
         yield _problem(
             ErrorType.NOT_DEEP_SCANNED,
             f"{kind} inside a compressed stream (no random access): scanned as raw bytes",
             label,
         )
         kind = None
-    elif kind in _ARCHIVES and archive_io.library() is None:
+    elif kind in _ARCHIVES and not seekable_zip and archive_io.library() is None:
         yield _no_libarchive(kind, label)
         kind = None
     if kind is None:
         yield Layer(label, stream)
+    elif seekable_zip:
+        assert reopen is not None
+        yield from _zip(label, _SeekableMember(reopen(), budget, label), depth + 1, budget)
     elif kind in _ARCHIVES:
         if reopen is not None:
             source = ReadInto(_SeekableMember(reopen(), budget, label), seekable=True)
         else:
             source = ReadInto(stream)
         yield from _archive(kind, label, source, depth + 1, budget)
-    elif kind == "zip":
-        assert reopen is not None
-        yield from _zip(label, _SeekableMember(reopen(), budget, label), depth + 1, budget)
     elif kind == "tar":
         yield from _tar(label, stream, depth + 1, budget)
     elif kind == "gitpack":

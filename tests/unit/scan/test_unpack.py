@@ -12,6 +12,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import lz4.frame
 import pytest
@@ -314,12 +315,67 @@ def test_member_limit_stops_unpacking_with_a_problem(tmp_path: Path) -> None:
     assert items[-1].error_type is ErrorType.ARCHIVE_LIMIT
 
 
-def test_zip_inside_gzip_is_scanned_raw_with_a_note(tmp_path: Path) -> None:
-    """A zip inside a gzip stream has no random access: it is scanned raw and that is said."""
-    inner = zip_bytes({"k": b"key"}, zipfile.ZIP_STORED)
+class _Unseekable(io.RawIOBase):
+    """An output zipfile cannot seek back into: it writes data descriptors after each member."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:  # a buffer (typing.Buffer is 3.12)
+        chunk = memoryview(b).tobytes()
+        self.data += chunk
+        return len(chunk)
+
+
+def test_zip_inside_gzip_is_read_forward_from_its_local_headers(tmp_path: Path) -> None:
+    """A zip inside a gzip stream has no random access: its members are read in stored order."""
+    inner = zip_bytes({"k.pem": b"key" * 100, "notes.txt": b"n"})
     items = unpack(write(tmp_path, "b.zip.gz", gzip.compress(inner)))
-    assert leaves(items) == {"b.zip.gz!b.zip": inner}
-    assert [p.error_type for p in problems(items)] == [ErrorType.NOT_DEEP_SCANNED]
+    assert leaves(items) == {"b.zip.gz!b.zip!k.pem": b"key" * 100, "b.zip.gz!b.zip!notes.txt": b"n"}
+    assert problems(items) == []
+
+
+def test_jar_inside_a_tar_gz_is_unpacked(tmp_path: Path) -> None:
+    """A support bundle (tar.gz) holding a .jar (a zip): tar members have no random access."""
+    jar = zip_bytes({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", "certs/k.der": b"d" * 64})
+    bundle = gzip.compress(tar_bytes({"app/lib/app.jar": jar}))
+    items = unpack(write(tmp_path, "bundle.tgz", bundle))
+    assert leaves(items)["bundle.tgz!bundle.tar!app/lib/app.jar!certs/k.der"] == b"d" * 64
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_streamed_zip_with_data_descriptors_is_read(tmp_path: Path, method: int) -> None:
+    """A zip written to a pipe (sizes after each member, stored or deflated) inside a gzip."""
+    out = _Unseekable()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        archive.writestr("a", b"x" * 1000)
+        archive.writestr("b", b"y" * 10)
+    items = unpack(write(tmp_path, "p.zip.gz", gzip.compress(bytes(out.data))))
+    assert leaves(items) == {"p.zip.gz!p.zip!a": b"x" * 1000, "p.zip.gz!p.zip!b": b"y" * 10}
+
+
+def test_streamed_zip_encrypted_member_is_reported_and_the_rest_scanned(tmp_path: Path) -> None:
+    """Read forward, an encrypted member is still an ENCRYPTED_MEMBER problem, not a silent skip."""
+    data = bytearray(zip_bytes({"secret.key": b"s" * 100, "plain.txt": b"p"}, zipfile.ZIP_STORED))
+    data[data.index(b"PK\x03\x04") + 6] |= 0x01
+    data[data.index(b"PK\x01\x02") + 8] |= 0x01
+    items = unpack(write(tmp_path, "enc.zip.gz", gzip.compress(bytes(data))))
+    assert leaves(items)["enc.zip.gz!enc.zip!plain.txt"] == b"p"
+    [problem] = problems(items)
+    assert problem.error_type is ErrorType.ENCRYPTED_MEMBER
+
+
+def test_streamed_zip_truncated_or_a_bomb_ends_with_a_problem(tmp_path: Path) -> None:
+    """A truncated zip in a gzip: what came before, then corruption; a bomb: the ratio limit."""
+    whole = zip_bytes({"a": os.urandom(5000), "b": b"k" * 100})
+    items = unpack(write(tmp_path, "t.zip.gz", gzip.compress(whole[:3000])))
+    assert ErrorType.ARCHIVE_CORRUPT in [p.error_type for p in problems(items)]
+    bomb = zip_bytes({"zeros": bytes(64 << 20)})
+    items = unpack(write(tmp_path, "bomb.zip.gz", gzip.compress(bomb)))
+    assert [p.error_type for p in problems(items)] == [ErrorType.ARCHIVE_BOMB]
 
 
 def test_plain_file_yields_nothing(tmp_path: Path) -> None:
