@@ -17,8 +17,10 @@ x was seen is remembered, so the int may come in a later window.
 Where the readers find many candidate scalars (a Java heap holds thousands
 of random 32-byte arrays: 2,846 key-sized numbers in the measured core of a
 JVM with three keys), only numbers within `near` bytes of a recognised point
-of their curve are tried: the JDK allocates a key pair's scalar and point
-together (4-35 KiB apart in the measured cores).
+of their curve are tried, nearest first: the JDK allocates a key pair's
+scalar and point together (4-35 KiB apart in the measured cores; 224 bytes
+for a P-521 key in a Go core), so random numbers of another curve's size
+cannot spend the budget before a key is reached.
 """
 
 from __future__ import annotations
@@ -144,27 +146,46 @@ class EcIntKeys:
             earlier = self._derived.pop(x.value, None)  # x of a point derived in a past window
             if earlier is not None:
                 out += self._finding(*earlier)
-        for x, fitting in new:
-            if x.value in self._coordinates:
+        # nearest to a point of its curve first: a key's scalar is allocated with its point
+        # (224 bytes to 35 KiB apart in measured cores), so a flood of random numbers of one
+        # curve's size cannot spend the budget before another curve's key is tried
+        tries = sorted(
+            (
+                (self._distance(c, x.offset), -c.points, x, c)
+                for x, fitting in new
+                if x.value not in self._coordinates
+                for c in fitting
+                if x.value < c.curve.n and self._close(c, x.offset)
+            ),
+            key=lambda t: t[:2],  # stable: window order among equals, as before
+        )
+        proven: set[int] = set()
+        for _, _, x, c in tries:
+            if x.value in proven:
                 continue
-            for c in sorted(fitting, key=lambda c: -c.points):
-                if x.value >= c.curve.n or not self._close(c, x.offset):
-                    continue
-                cost = _COST.get(c.curve.curve.name, 10)
-                if self._left < cost:
-                    self.limit_reached = True
-                    return out
-                self._left -= cost
-                try:
-                    public = ec.derive_private_key(x.value, c.curve.curve).public_key()
-                except ValueError:  # OpenSSL's own range check: never a key, never a crash
-                    continue
-                px = public.public_numbers().x
-                if px in self._values:
-                    out += self._finding(x, c.curve, public)
-                    break
-                self._derived[px] = (x, c.curve, public)
+            cost = _COST.get(c.curve.curve.name, 10)
+            if self._left < cost:
+                self.limit_reached = True
+                return out
+            self._left -= cost
+            try:
+                public = ec.derive_private_key(x.value, c.curve.curve).public_key()
+            except ValueError:  # OpenSSL's own range check: never a key, never a crash
+                continue
+            px = public.public_numbers().x
+            if px in self._values:
+                out += self._finding(x, c.curve, public)
+                proven.add(x.value)
+                continue
+            self._derived[px] = (x, c.curve, public)
         return out
+
+    def _distance(self, c: _CurveInts, offset: int) -> int:
+        """Bytes to the nearest recognised point of the curve (0 without a `near` limit)."""
+        if self._near is None or not c.anchors:
+            return 0
+        i = bisect.bisect_left(c.anchors, offset)
+        return min(abs(c.anchors[j] - offset) for j in (i - 1, i) if 0 <= j < len(c.anchors))
 
     def _close(self, c: _CurveInts, offset: int) -> bool:
         """True without a `near` limit, else when a point of the curve lies within it."""

@@ -106,3 +106,16 @@ def test_each_search_that_hits_its_budget_says_so() -> None:
     details = [p.detail for p in search.problems]
     assert any("budget of big-integer checks" in d for d in details), details
     assert any("language-runtime numbers reached its budget" in d for d in details), details
+
+
+def test_scalars_nearest_their_points_are_tried_first() -> None:
+    """Hundreds of random P-384-sized numbers around a P-384 point, and a P-521 key whose
+    scalar lies beside its point: the budget goes to the nearest first, so the key is found."""
+    _, x384, y384, _ = _key("secp384r1")
+    d, x, y, fingerprint = _key("secp521r1")
+    fakes = [int.from_bytes(os.urandom(48), "big") | (1 << 383) for _ in range(400)]
+    ints = [PyLong(v, (1 << 20) + 64 * i) for i, v in enumerate([x384, y384, *fakes])]
+    ints += [PyLong(x, 4096), PyLong(y, 4096 + 112), PyLong(d, 4096 - 224)]
+    search = ec_ints.EcIntKeys(format_name="ec-numbers-le", near=256 * 1024, budget=200)
+    assert [f.fingerprint for f in search.feed(ints)] == [fingerprint]
+    assert search.limit_reached  # the fakes then took the rest
