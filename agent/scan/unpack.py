@@ -748,7 +748,13 @@ def _tar(
             member = archive.extractfile(info)
             if member is None:
                 continue
-            guard = _Guard(member, budget, child)
+            # a GNU sparse member reads as zeros where it has holes: a 5 KiB tar can hold a 60 GB
+            # member (Go's archive/tar test data), so it is held to the ratio of what it stores
+            sparse = cast(list[tuple[int, int]], info.sparse or [])  # typeshed says int
+            stored = sum(n for _, n in sparse) if info.issparse() else None
+            guard = _Guard(
+                member, budget, child, compressed=None if stored is None else _const(stored)
+            )
             yield from _member(child, guard, depth, budget, size=info.size)
             if budget.stop is not None or guard.problem is not None:
                 return  # a member cut short means the tar stream itself is broken

@@ -8,6 +8,7 @@ import hashlib
 import io
 import lzma
 import os
+import subprocess
 import tarfile
 import zipfile
 import zlib
@@ -376,6 +377,38 @@ def test_streamed_zip_truncated_or_a_bomb_ends_with_a_problem(tmp_path: Path) ->
     bomb = zip_bytes({"zeros": bytes(64 << 20)})
     items = unpack(write(tmp_path, "bomb.zip.gz", gzip.compress(bomb)))
     assert [p.error_type for p in problems(items)] == [ErrorType.ARCHIVE_BOMB]
+
+
+def _sparse_tar(tmp_path: Path, apparent: int, data: dict[int, bytes]) -> Path:
+    """A GNU tar (`tar -S`) of a sparse file: `apparent` bytes, data only at the given offsets."""
+    sparse = tmp_path / "sparse.core"
+    with sparse.open("wb") as f:
+        f.truncate(apparent)
+        for at, chunk in data.items():
+            f.seek(at)
+            f.write(chunk)
+    out = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "-S", "-cf", str(out), "-C", str(tmp_path), sparse.name], check=True)
+    return out
+
+
+def test_sparse_tar_member_of_holes_is_a_bomb_not_gigabytes_of_zeros(tmp_path: Path) -> None:
+    """A 10 KiB tar whose sparse member reads as 8 GiB of zeros: stopped at the ratio, said."""
+    tar = _sparse_tar(tmp_path, 8 << 30, {4 << 20: b"x" * 4096})
+    assert tar.stat().st_size < 64 * 1024
+    items = unpack(tar)
+    assert [p.error_type for p in problems(items)] == [ErrorType.ARCHIVE_BOMB]
+    assert sum(len(b) for b in leaves(items).values()) <= 2 << 20
+
+
+def test_sparse_tar_member_with_its_data_is_read_whole(tmp_path: Path) -> None:
+    """A sparse core in a tar (1 MiB of data in 64 MiB): read whole, the data where it was."""
+    tail = filler(4096)
+    tar = _sparse_tar(tmp_path, 64 << 20, {0: filler(1 << 20), (64 << 20) - 4096: tail})
+    items = unpack(tar)
+    assert problems(items) == []
+    body = leaves(items)["sparse.tar!sparse.core"]
+    assert len(body) == 64 << 20 and body.endswith(tail)
 
 
 def test_plain_file_yields_nothing(tmp_path: Path) -> None:
