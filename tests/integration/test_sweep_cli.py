@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import json
@@ -119,6 +120,9 @@ _KEY_BEARING_BINARIES = (
     "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
     "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
     "/usr/lib/x86_64-linux-gnu/libgcrypt.so.20",
+    # Go's own tests (golang-go's source tree): hex DER and PEM keys of crypto/x509 and crypto/tls
+    *glob.glob("/usr/share/go-*/src/crypto/x509/*_test.go"),
+    *glob.glob("/usr/share/go-*/src/crypto/tls/*_test.go"),
 )
 
 
