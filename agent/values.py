@@ -92,6 +92,7 @@ class KeyFinding:
     occurrences: int = 1
     exponent_assumed: bool = False
     encrypted: bool = False
+    default_password: bool = False  # opened with a published default password (not protected)
 
     def to_json(self) -> dict[str, Any]:
         """The finding as it appears in `egress_guard.findings[]`."""
@@ -111,6 +112,7 @@ class KeyFinding:
             "occurrences": self.occurrences,
             "exponent_assumed": self.exponent_assumed,
             "encrypted": self.encrypted,
+            "default_password": self.default_password,
         }
 
 

@@ -233,7 +233,7 @@ def _text_okp() -> Sample:
 
 _JKS_KEY_OID = bytes.fromhex("060a2b060104012a02110101")  # 1.3.6.1.4.1.42.2.17.1.1 (Sun JKS)
 _JCEKS_KEY_OID = bytes.fromhex("06092b060104012a021301")  # 1.3.6.1.4.1.42.2.19.1 (Sun JCE)
-_JKS_PASSWORD = "changeit"  # noqa: S105 - the JDK default, for self-test stores only
+_JKS_PASSWORD = "egress-guard self-test"  # noqa: S105 - not a default: these stay encrypted
 
 
 def _der_len(n: int) -> bytes:

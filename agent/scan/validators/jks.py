@@ -6,14 +6,18 @@ a tag (1 private key, 2 trusted certificate, 3 JCEKS secret key), the alias
 protected key (u32 length + an EncryptedPrivateKeyInfo) and its certificate
 chain (u32 count; per certificate, from version 2, the type as u16 + UTF-8,
 then u32 length + DER); a 20-byte keyed SHA-1 ends the file. The key is
-protected by a password, which is never tried: an entry is reported as an
-encrypted key, validated when the whole structure up to it parses, and named
-by the public key of the first certificate of its chain. A keystore of trusted
-certificates only holds no private key and gives nothing.
+protected by a password: a JKS key under a published default (`changeit`,
+keytool's, and the rest of `passwords`) is opened (Sun's KeyProtector: a
+SHA-1 keystream and a SHA-1 check, cheap) and reported as the proven key it
+is; otherwise an entry is reported as an encrypted key, validated when the
+whole structure up to it parses, and named by the public key of the first
+certificate of its chain. A keystore of trusted certificates only holds no
+private key and gives nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import warnings
 from collections.abc import Sequence
@@ -25,8 +29,12 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from agent.scan import keymath
 from agent.scan.validators import asn1
+from agent.scan.validators.passwords import DEFAULT_PASSWORDS
+from agent.scan.validators.pem import load_der_key
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
     from agent.scan.validators import Hit
     from agent.values import KeyFinding
 
@@ -38,6 +46,7 @@ MIN_CIPHERTEXT = 40  # JKS: 20-byte salt + key + 20-byte check
 DIGEST = 20
 _MAGIC = {b"\xfe\xed\xfe\xed": (1, 2), b"\xce\xce\xce\xce": (2,)}
 _SECRET_KEY = 3
+_KEY_PROTECTOR = bytes.fromhex("2b060104012a02110101")  # 1.3.6.1.4.1.42.2.17.1.1
 
 
 class _MalformedError(ValueError):
@@ -106,9 +115,14 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
         r.utf()  # alias: parsed for structure, never reported
         r.take(8)  # timestamp (ms since 1970)
         if tag == 1:
-            _encrypted_key(r.blob())
+            protected = r.blob()
+            _encrypted_key(protected)
             chain = [_certificate(r, version) for _ in range(_chain_length(r))]
-            found.append(_finding(hit, entry_at, chain[0]))
+            opened = _open_with_default_password(protected, chain[0])
+            if opened is not None:
+                found.append(_opened(hit, entry_at, opened))
+            else:
+                found.append(_finding(hit, entry_at, chain[0]))
         elif tag == 2:
             _certificate(r, version)
         elif tag == _SECRET_KEY and version == 2 and found:
@@ -138,6 +152,56 @@ def _encrypted_key(der: bytes) -> None:
     alg = asn1.children(der, kids[0])
     if not alg or alg[0].tag != 0x06 or kids[1].end - kids[1].content < MIN_CIPHERTEXT:
         raise _MalformedError("no algorithm or too short")
+
+
+def _open_with_default_password(der: bytes, cert: x509.Certificate) -> PrivateKeyTypes | None:
+    """The key of a JKS entry under a published default password, proven by its certificate."""
+    kids = asn1.children(der, asn1.read_tlv(der, 0))
+    alg = asn1.children(der, kids[0])
+    if der[alg[0].content : alg[0].end] != _KEY_PROTECTOR:
+        return None  # JCEKS's PBEWithMD5AndTripleDES: not tried
+    sealed = der[kids[1].content : kids[1].end]
+    for password in DEFAULT_PASSWORDS:
+        plain = _unprotect(sealed, password)
+        if plain is None:
+            continue
+        key = load_der_key(plain)
+        if key is not None and keymath.fingerprint(key.public_key()) == keymath.fingerprint(
+            cert.public_key()
+        ):
+            return key
+    return None
+
+
+def _unprotect(sealed: bytes, password: bytes) -> bytes | None:
+    """Sun's KeyProtector: salt(20) || key XOR SHA-1 keystream || SHA-1(password || key)."""
+    salt, body, check = sealed[:DIGEST], sealed[DIGEST:-DIGEST], sealed[-DIGEST:]
+    secret = password.decode("latin-1").encode("utf-16-be")  # Java chars, big-endian
+    stream = bytearray()
+    digest = salt
+    while len(stream) < len(body):
+        digest = hashlib.sha1(secret + digest).digest()  # noqa: S324 - the format's own hash
+        stream += digest
+    plain = (int.from_bytes(body, "big") ^ int.from_bytes(stream[: len(body)], "big")).to_bytes(
+        len(body), "big"
+    )
+    if hashlib.sha1(secret + plain).digest() != check:  # noqa: S324 - the format's own check
+        return None
+    return plain
+
+
+def _opened(hit: Hit, entry_at: int, key: PrivateKeyTypes) -> KeyFinding:
+    algorithm, bits, curve, fp = keymath.describe_private_key(key)
+    return hit.finding(
+        offset=hit.base_offset + entry_at,
+        format="jks",
+        algorithm=algorithm,
+        bits=bits,
+        curve=curve,
+        validated=True,
+        fingerprint=fp,
+        default_password=True,
+    )
 
 
 def _certificate(r: _Reader, version: int) -> x509.Certificate:

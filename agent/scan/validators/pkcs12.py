@@ -1,9 +1,11 @@
-"""PKCS#12 / PFX key stores: opened when they use no or an empty password, else reported as encrypted.
+"""PKCS#12 / PFX key stores: opened when they use no, an empty or a default password, else reported as encrypted.
 
 The structure is walked here first, bounded (16 MiB, every KDF iteration
 count read and capped) so the library's password attempts cost at most a few
-million hash rounds. A PFX that opens with no password or the empty one (a
-common export default) yields its private key, proven like any other; one
+million hash rounds. A PFX that opens with no password, the empty one (a
+common export default) or a published default (`notasecret` for every Google
+service-account key, `changeit`: see `passwords`) yields its private key,
+proven like any other, and says which (`default_password`); one
 that does not is an encrypted finding, validated when authSafe and macData
 parse completely and a key could be inside, named by a certificate readable
 without the password when one belongs to the key.
@@ -24,6 +26,7 @@ from agent.scan import keymath
 from agent.scan.validators.asn1 import DerError, Tlv
 from agent.scan.validators.base64der import decode_at
 from agent.scan.validators.der import pbe_iterations
+from agent.scan.validators.passwords import DEFAULT_PASSWORDS
 
 if TYPE_CHECKING:
     from agent.scan.validators import Hit
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 MAX_PFX_BYTES = 16 * 1024 * 1024
 MAX_ITERATIONS = 1_000_000  # per KDF; above it the library is not asked to try a password
+DEFAULTS_MAX_ITERATIONS = 100_000  # the default passwords are tried below it (keytool: 10,000)
 MAX_ELEMENTS = 1024
 
 OID_DATA = bytes.fromhex("2a864886f70d010701")
@@ -88,9 +92,10 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
         return ()  # certificates only (a trust store): no private key can be inside
     blob = bytes(data[pfx.start : pfx.end])
     if all(0 < n <= MAX_ITERATIONS for n in walk.iterations):
-        opened = _open(blob)
+        cheap = all(n <= DEFAULTS_MAX_ITERATIONS for n in walk.iterations)
+        opened = _open(blob, DEFAULT_PASSWORDS if cheap else ())
         if opened is not None:
-            return _opened(hit, opened)
+            return _opened(hit, *opened)
     return (
         hit.finding(
             format="pkcs12",
@@ -102,21 +107,25 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
     )
 
 
-def _open(blob: bytes) -> pkcs12.PKCS12KeyAndCertificates | None:
-    """The PFX opened with no password or the empty one, else None."""
-    for password in (None, b""):
+def _open(
+    blob: bytes, defaults: tuple[bytes, ...]
+) -> tuple[pkcs12.PKCS12KeyAndCertificates, bool] | None:
+    """The PFX opened with no password, the empty one or one of `defaults` (then True)."""
+    for password in (None, b"", *defaults):
         try:
             # real-world PFX files carry sloppy certificates (negative serials): the
             # library's deprecation warnings are about the certificate, not the key
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return pkcs12.load_pkcs12(blob, password)
+                return pkcs12.load_pkcs12(blob, password), bool(password)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             continue  # wrong password, or a cipher the library refuses: try the next one
     return None
 
 
-def _opened(hit: Hit, opened: pkcs12.PKCS12KeyAndCertificates) -> Sequence[KeyFinding]:
+def _opened(
+    hit: Hit, opened: pkcs12.PKCS12KeyAndCertificates, default_password: bool
+) -> Sequence[KeyFinding]:
     key = opened.key
     if key is None or not keymath.private_key_consistent(key):
         return ()
@@ -129,6 +138,7 @@ def _opened(hit: Hit, opened: pkcs12.PKCS12KeyAndCertificates) -> Sequence[KeyFi
             curve=curve,
             validated=True,
             fingerprint=fp,
+            default_password=default_password,
         ),
     )
 

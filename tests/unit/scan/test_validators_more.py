@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa, x448
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -532,10 +533,47 @@ def test_keystore_written_by_keytool(store_type: str, tmp_path: Path) -> None:
     subprocess.run(export, capture_output=True, check=True, timeout=120)
     public = x509.load_der_x509_certificate(cert.read_bytes()).public_key()
     data = path.read_bytes()
+    # keytool's default password opens a JKS key (Sun's KeyProtector); JCEKS keys stay sealed
+    opened = store_type == "JKS"
     for engine in ENGINES:
         (f,) = scan(engine, data)
-        assert (f.format, f.algorithm, f.validated, f.encrypted) == ("jks", "ec", True, True)
+        assert (f.format, f.algorithm, f.validated) == ("jks", "ec", True)
+        assert (f.encrypted, f.default_password) == (not opened, opened)
         assert f.fingerprint == keymath.fingerprint(public)
+
+
+def test_jks_key_under_a_default_password_is_a_proven_key() -> None:
+    """A JKS entry sealed with `changeit` is opened: the key's own fingerprint, not encrypted."""
+    key = keys.ec_key(ec.SECP384R1())
+    store = enc.jks([("a", key, [enc.self_signed(key)])], password="changeit")
+    (f,) = scan("yara-x", keys.plant(store, before=BEFORE, after=BEFORE))
+    assert (f.encrypted, f.default_password, f.bits) == (False, True, 384)
+    assert f.fingerprint == keys.fingerprint(key)
+
+
+def test_jks_key_opened_but_not_matching_its_certificate_stays_encrypted() -> None:
+    """A default password that opens a key of another certificate proves nothing: encrypted."""
+    key, other = rsa2048(), keys.ec_key()
+    store = enc.jks([("a", key, [enc.self_signed(other)])], password="changeit")
+    (f,) = scan("yara-x", keys.plant(store, before=BEFORE, after=BEFORE))
+    assert (f.encrypted, f.default_password) == (True, False)
+
+
+@pytest.mark.parametrize("password", [b"notasecret", b"changeit"])
+def test_pkcs12_under_a_default_password_is_a_proven_key(password: bytes) -> None:
+    """Google's service-account .p12 (`notasecret`) and keytool's default: opened, said."""
+    key = rsa2048()
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"privatekey", key, None, None, serialization.BestAvailableEncryption(password)
+    )
+    (f,) = rulekit.scan("yara-x", keys.plant(pfx, before=BEFORE, after=BEFORE), ("pkcs12.yar",))
+    assert (f.format, f.encrypted, f.default_password) == ("pkcs12", False, True)
+    assert f.fingerprint == keys.fingerprint(key)
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"k", key, None, None, serialization.BestAvailableEncryption(b"a real passphrase")
+    )
+    (f,) = rulekit.scan("yara-x", keys.plant(pfx, before=BEFORE, after=BEFORE), ("pkcs12.yar",))
+    assert (f.encrypted, f.default_password) == (True, False)
 
 
 def _trusted_only() -> bytes:
