@@ -33,8 +33,6 @@ from agent.scan.validators.passwords import DEFAULT_PASSWORDS
 from agent.scan.validators.pem import load_der_key
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-
     from agent.scan.validators import Hit
     from agent.values import KeyFinding
 
@@ -118,11 +116,8 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
             protected = r.blob()
             _encrypted_key(protected)
             chain = [_certificate(r, version) for _ in range(_chain_length(r))]
-            opened = _open_with_default_password(protected, chain[0])
-            if opened is not None:
-                found.append(_opened(hit, entry_at, opened))
-            else:
-                found.append(_finding(hit, entry_at, chain[0]))
+            opened = _opens_with_default_password(protected, chain[0])
+            found.append(_finding(hit, entry_at, chain[0], opened=opened))
         elif tag == 2:
             _certificate(r, version)
         elif tag == _SECRET_KEY and version == 2 and found:
@@ -154,12 +149,12 @@ def _encrypted_key(der: bytes) -> None:
         raise _MalformedError("no algorithm or too short")
 
 
-def _open_with_default_password(der: bytes, cert: x509.Certificate) -> PrivateKeyTypes | None:
-    """The key of a JKS entry under a published default password, proven by its certificate."""
+def _opens_with_default_password(der: bytes, cert: x509.Certificate) -> bool:
+    """True when a published default password opens the JKS entry to its certificate's key."""
     kids = asn1.children(der, asn1.read_tlv(der, 0))
     alg = asn1.children(der, kids[0])
     if der[alg[0].content : alg[0].end] != _KEY_PROTECTOR:
-        return None  # JCEKS's PBEWithMD5AndTripleDES: not tried
+        return False  # JCEKS's PBEWithMD5AndTripleDES: not tried
     sealed = der[kids[1].content : kids[1].end]
     for password in DEFAULT_PASSWORDS:
         plain = _unprotect(sealed, password)
@@ -169,8 +164,8 @@ def _open_with_default_password(der: bytes, cert: x509.Certificate) -> PrivateKe
         if key is not None and keymath.fingerprint(key.public_key()) == keymath.fingerprint(
             cert.public_key()
         ):
-            return key
-    return None
+            return True
+    return False
 
 
 def _unprotect(sealed: bytes, password: bytes) -> bytes | None:
@@ -190,20 +185,6 @@ def _unprotect(sealed: bytes, password: bytes) -> bytes | None:
     return plain
 
 
-def _opened(hit: Hit, entry_at: int, key: PrivateKeyTypes) -> KeyFinding:
-    algorithm, bits, curve, fp = keymath.describe_private_key(key)
-    return hit.finding(
-        offset=hit.base_offset + entry_at,
-        format="jks",
-        algorithm=algorithm,
-        bits=bits,
-        curve=curve,
-        validated=True,
-        fingerprint=fp,
-        default_password=True,
-    )
-
-
 def _certificate(r: _Reader, version: int) -> x509.Certificate:
     if version == 2 and r.utf() != "X.509":
         raise _MalformedError("not an X.509 certificate")
@@ -214,7 +195,8 @@ def _certificate(r: _Reader, version: int) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
 
 
-def _finding(hit: Hit, entry_at: int, cert: x509.Certificate) -> KeyFinding:
+def _finding(hit: Hit, entry_at: int, cert: x509.Certificate, *, opened: bool) -> KeyFinding:
+    """The entry's finding, named by its certificate's key (the opened key's own, when opened)."""
     public = cert.public_key()
     bits: int | None = None
     curve: str | None = None
@@ -240,6 +222,7 @@ def _finding(hit: Hit, entry_at: int, cert: x509.Certificate) -> KeyFinding:
         bits=bits,
         curve=curve,
         validated=True,
-        encrypted=True,
+        encrypted=not opened,
+        default_password=opened,
         fingerprint=keymath.fingerprint(public),
     )
