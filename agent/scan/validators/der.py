@@ -19,9 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, x448, x25519
 
 from agent.scan import keymath
+from agent.scan.validators import passwords
 from agent.scan.validators.asn1 import DerError, Tlv, children, read_integer, read_tlv
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
     from agent.scan.validators import Hit
     from agent.values import KeyFinding
 
@@ -374,6 +377,9 @@ def _encrypted(hit: Hit, kids: list[Tlv]) -> Sequence[KeyFinding]:
     size = kids[1].end - kids[1].content
     if block is None or size < MIN_CIPHERTEXT or size % block:
         return ()
+    opened = _with_default_password(data, kids[0], read_tlv(data, hit.start))
+    if opened is not None:
+        return (opened_finding(hit, "der-encrypted-pkcs8", opened),)
     return (
         hit.finding(
             format="der-encrypted-pkcs8",
@@ -412,6 +418,49 @@ def encryption_block_size(data: memoryview | bytes, alg_id: Tlv) -> int | None:
     if len(params) != 2 or params[0].tag != 0x04 or not _iterations_ok(data, params[1]):
         return None
     return block
+
+
+def cheap_to_try(data: memoryview | bytes, alg_id: Tlv, max_iterations: int) -> bool:
+    """A PBES2-with-PBKDF2 or PKCS#5/#12 PBE scheme of at most `max_iterations` rounds (not scrypt)."""
+    try:
+        return _cheap_to_try(data, alg_id, max_iterations)
+    except DerError:
+        return False
+
+
+def _cheap_to_try(data: memoryview | bytes, alg_id: Tlv, max_iterations: int) -> bool:
+    alg = children(data, alg_id)
+    if len(alg) != 2 or alg[0].tag != 0x06 or alg[1].tag != 0x30:
+        return False
+    if bytes(data[alg[0].content : alg[0].end]) == OID_PBES2:
+        params = children(data, alg[1])
+        kdf = children(data, params[0]) if params and params[0].tag == 0x30 else []
+        if not kdf or kdf[0].tag != 0x06 or bytes(data[kdf[0].content : kdf[0].end]) != OID_PBKDF2:
+            return False
+    iterations = pbe_iterations(data, alg_id)
+    return iterations is not None and 0 < iterations <= max_iterations
+
+
+def _with_default_password(
+    data: memoryview | bytes, alg_id: Tlv, outer: Tlv
+) -> PrivateKeyTypes | None:
+    if not cheap_to_try(data, alg_id, passwords.MAX_ITERATIONS):
+        return None
+    return passwords.open_pkcs8(bytes(data[outer.start : outer.end]))
+
+
+def opened_finding(hit: Hit, fmt: str, key: PrivateKeyTypes) -> KeyFinding:
+    """The finding for an encrypted key a published default password opened: a proven key."""
+    algorithm, bits, curve, fp = keymath.describe_private_key(key)
+    return hit.finding(
+        format=fmt,
+        algorithm=algorithm,
+        bits=bits,
+        curve=curve,
+        validated=True,
+        fingerprint=fp,
+        default_password=True,
+    )
 
 
 def pbe_iterations(data: memoryview | bytes, alg_id: Tlv) -> int | None:

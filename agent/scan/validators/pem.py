@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from agent.scan import keymath
-from agent.scan.validators import asn1, der, openssh, pgp
+from agent.scan.validators import asn1, der, openssh, passwords, pgp
 
 if TYPE_CHECKING:
     from agent.scan.validators import Hit
@@ -294,6 +294,10 @@ def _legacy_encrypted(armor: Armor, hit: Hit) -> Sequence[KeyFinding]:
         return ()
     if len(iv_bytes) != block or len(armor.body) % block:
         return ()
+    # one MD5 round derives the key from a password: the defaults cost nothing to try
+    opened = passwords.open_legacy_pem(_armored(armor))
+    if opened is not None:
+        return (der.opened_finding(hit, "pem-legacy-encrypted", opened),)
     return (
         hit.finding(
             format="pem-legacy-encrypted",
@@ -304,22 +308,31 @@ def _legacy_encrypted(armor: Armor, hit: Hit) -> Sequence[KeyFinding]:
     )
 
 
-def _encrypted_pkcs8(der: bytes, hit: Hit) -> Sequence[KeyFinding]:
+def _armored(armor: Armor) -> bytes:
+    """The armour as OpenSSL writes it (what cryptography's PEM loader reads)."""
+    body = base64.encodebytes(armor.body).decode()
+    headers = "".join(f"{name}: {value}\n" for name, value in armor.headers.items())
+    return (
+        f"-----BEGIN {armor.label}-----\n{headers}\n{body}-----END {armor.label}-----\n"
+    ).encode()
+
+
+def _encrypted_pkcs8(encoded: bytes, hit: Hit) -> Sequence[KeyFinding]:
     """EncryptedPrivateKeyInfo: plausible when the whole structure parses with a known scheme."""
     try:
-        outer = asn1.read_tlv(der, 0)
-        if outer.tag != 0x30 or outer.end != len(der):
+        outer = asn1.read_tlv(encoded, 0)
+        if outer.tag != 0x30 or outer.end != len(encoded):
             return ()
-        parts = asn1.children(der, outer)
+        parts = asn1.children(encoded, outer)
         if len(parts) != 2 or parts[0].tag != 0x30 or parts[1].tag != 0x04:
             return ()
         ciphertext = parts[1].end - parts[1].content
-        alg = asn1.children(der, parts[0])
+        alg = asn1.children(encoded, parts[0])
         if not alg or alg[0].tag != 0x06:
             return ()
-        oid = der[alg[0].content : alg[0].end]
+        oid = encoded[alg[0].content : alg[0].end]
         if oid == _PBES2:
-            if len(alg) != 2 or not _pbes2_params(der, alg[1]):
+            if len(alg) != 2 or not _pbes2_params(encoded, alg[1]):
                 return ()
         elif not oid.startswith((_PKCS5, _PKCS12_PBE)):
             return ()
@@ -327,6 +340,10 @@ def _encrypted_pkcs8(der: bytes, hit: Hit) -> Sequence[KeyFinding]:
         return ()
     if ciphertext < MIN_DER_BYTES or ciphertext % 8:
         return ()
+    if der.cheap_to_try(encoded, parts[0], passwords.MAX_ITERATIONS):
+        opened = passwords.open_pkcs8(encoded)
+        if opened is not None:
+            return (der.opened_finding(hit, "pem-encrypted-pkcs8", opened),)
     return (
         hit.finding(
             format="pem-encrypted-pkcs8",

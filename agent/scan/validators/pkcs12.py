@@ -23,10 +23,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from agent.scan import keymath
+from agent.scan.validators import passwords
 from agent.scan.validators.asn1 import DerError, Tlv
 from agent.scan.validators.base64der import decode_at
 from agent.scan.validators.der import pbe_iterations
-from agent.scan.validators.passwords import DEFAULT_PASSWORDS
 
 if TYPE_CHECKING:
     from agent.scan.validators import Hit
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 MAX_PFX_BYTES = 16 * 1024 * 1024
 MAX_ITERATIONS = 1_000_000  # per KDF; above it the library is not asked to try a password
-DEFAULTS_MAX_ITERATIONS = 100_000  # the default passwords are tried below it (keytool: 10,000)
 MAX_ELEMENTS = 1024
 
 OID_DATA = bytes.fromhex("2a864886f70d010701")
@@ -92,8 +91,8 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
         return ()  # certificates only (a trust store): no private key can be inside
     blob = bytes(data[pfx.start : pfx.end])
     if all(0 < n <= MAX_ITERATIONS for n in walk.iterations):
-        cheap = all(n <= DEFAULTS_MAX_ITERATIONS for n in walk.iterations)
-        opened = _open(blob, DEFAULT_PASSWORDS if cheap else ())
+        cheap = all(n <= passwords.MAX_ITERATIONS for n in walk.iterations)  # keytool: 10,000
+        opened = _open(blob, passwords.DEFAULT_PASSWORDS if cheap else ())
         if opened is not None:
             return _opened(hit, *opened)
     return (
