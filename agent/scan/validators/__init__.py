@@ -16,8 +16,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.values import KeyFinding
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 MetaValue = str | int | bool | float
 
@@ -54,6 +58,20 @@ class Hit:
         }
         base.update(fields)
         return KeyFinding(**base)  # type: ignore[arg-type]
+
+    def key_finding(self, key: PrivateKeyTypes, **fields: object) -> KeyFinding:
+        """A validated finding for a proven private key: its algorithm, size and fingerprint."""
+        from agent.scan import keymath  # noqa: PLC0415 - cryptography loads with the first validator
+
+        algorithm, bits, curve, fp = keymath.describe_private_key(key)
+        described: dict[str, object] = {
+            "algorithm": algorithm,
+            "bits": bits,
+            "curve": curve,
+            "fingerprint": fp,
+            "validated": True,
+        }
+        return self.finding(**{**described, **fields})
 
 
 Validator = Callable[[Hit], Sequence[KeyFinding]]

@@ -379,7 +379,7 @@ def _encrypted(hit: Hit, kids: list[Tlv]) -> Sequence[KeyFinding]:
         return ()
     opened = _with_default_password(data, kids[0], read_tlv(data, hit.start))
     if opened is not None:
-        return (opened_finding(hit, "der-encrypted-pkcs8", opened),)
+        return (hit.key_finding(opened, format="der-encrypted-pkcs8", default_password=True),)
     return (
         hit.finding(
             format="der-encrypted-pkcs8",
@@ -447,20 +447,6 @@ def _with_default_password(
     if not cheap_to_try(data, alg_id, passwords.MAX_ITERATIONS):
         return None
     return passwords.open_pkcs8(bytes(data[outer.start : outer.end]))
-
-
-def opened_finding(hit: Hit, fmt: str, key: PrivateKeyTypes) -> KeyFinding:
-    """The finding for an encrypted key a published default password opened: a proven key."""
-    algorithm, bits, curve, fp = keymath.describe_private_key(key)
-    return hit.finding(
-        format=fmt,
-        algorithm=algorithm,
-        bits=bits,
-        curve=curve,
-        validated=True,
-        fingerprint=fp,
-        default_password=True,
-    )
 
 
 def pbe_iterations(data: memoryview | bytes, alg_id: Tlv) -> int | None:

@@ -213,16 +213,7 @@ def finding_from_der(body: bytes, hit: Hit, fmt: str, **fields: object) -> KeyFi
     key = load_der_key(body)
     if key is None or not _cheap_to_prove(key) or not keymath.private_key_consistent(key):
         return None
-    algorithm, bits, curve, fp = keymath.describe_private_key(key)
-    return hit.finding(
-        format=fmt,
-        algorithm=algorithm,
-        bits=bits,
-        curve=curve,
-        fingerprint=fp,
-        validated=True,
-        **fields,
-    )
+    return hit.key_finding(key, format=fmt, **fields)
 
 
 def _cheap_to_prove(key: PrivateKeyTypes) -> bool:
@@ -297,7 +288,7 @@ def _legacy_encrypted(armor: Armor, hit: Hit) -> Sequence[KeyFinding]:
     # one MD5 round derives the key from a password: the defaults cost nothing to try
     opened = passwords.open_legacy_pem(_armored(armor))
     if opened is not None:
-        return (der.opened_finding(hit, "pem-legacy-encrypted", opened),)
+        return (hit.key_finding(opened, format="pem-legacy-encrypted", default_password=True),)
     return (
         hit.finding(
             format="pem-legacy-encrypted",
@@ -343,7 +334,7 @@ def _encrypted_pkcs8(encoded: bytes, hit: Hit) -> Sequence[KeyFinding]:
     if der.cheap_to_try(encoded, parts[0], passwords.MAX_ITERATIONS):
         opened = passwords.open_pkcs8(encoded)
         if opened is not None:
-            return (der.opened_finding(hit, "pem-encrypted-pkcs8", opened),)
+            return (hit.key_finding(opened, format="pem-encrypted-pkcs8", default_password=True),)
     return (
         hit.finding(
             format="pem-encrypted-pkcs8",

@@ -128,18 +128,7 @@ def _opened(
     key = opened.key
     if key is None or not keymath.private_key_consistent(key):
         return ()
-    algorithm, bits, curve, fp = keymath.describe_private_key(key)
-    return (
-        hit.finding(
-            format="pkcs12",
-            algorithm=algorithm,
-            bits=bits,
-            curve=curve,
-            validated=True,
-            fingerprint=fp,
-            default_password=default_password,
-        ),
-    )
+    return (hit.key_finding(key, format="pkcs12", default_password=default_password),)
 
 
 def _walk(data: memoryview, pfx: Tlv) -> _Walk:
