@@ -30,11 +30,13 @@ def decide(result: ScanResult, *, quarantine_enabled: bool) -> Verdict:
         )
     plain = [f for f in keys if not f.encrypted]
     if plain:
+        weak = sum(1 for f in plain if f.default_password)
         return Verdict(
             result=result,
             action=act,
             severity=HIGH,
-            reason=f"{len(plain)} validated private key(s)",
+            reason=f"{len(plain)} validated private key(s)"
+            + (f", {weak} under a published default password" if weak else ""),
         )
     if keys:
         return Verdict(

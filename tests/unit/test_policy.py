@@ -50,6 +50,13 @@ def test_encrypted_key_is_medium_and_still_quarantined() -> None:
     assert (v.action, v.severity) == (Action.QUARANTINE, policy.MEDIUM)
 
 
+def test_key_under_a_default_password_is_high_and_said() -> None:
+    """A keystore opened with `changeit` holds a proven key: high, and the reason says why."""
+    v = policy.decide(_result(_finding(default_password=True)), quarantine_enabled=True)
+    assert (v.action, v.severity) == (Action.QUARANTINE, policy.HIGH)
+    assert "default password" in v.reason
+
+
 def test_public_test_keys_are_informational_and_never_quarantined() -> None:
     """A file holding only allowlisted keys is reported at low severity, never moved."""
     v = policy.decide(_result(_finding(allowlisted=True)), quarantine_enabled=True)
