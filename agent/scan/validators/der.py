@@ -446,7 +446,7 @@ def _with_default_password(
 ) -> PrivateKeyTypes | None:
     if not cheap_to_try(data, alg_id, passwords.MAX_ITERATIONS):
         return None
-    return passwords.open_pkcs8(bytes(data[outer.start : outer.end]))
+    return passwords.open_pkcs8(bytes(data[outer.start : outer.end]), data)
 
 
 def pbe_iterations(data: memoryview | bytes, alg_id: Tlv) -> int | None:

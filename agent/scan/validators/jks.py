@@ -156,7 +156,7 @@ def _opens_with_default_password(der: bytes, cert: x509.Certificate) -> bool:
     if der[alg[0].content : alg[0].end] != _KEY_PROTECTOR:
         return False  # JCEKS's PBEWithMD5AndTripleDES: not tried
     sealed = der[kids[1].content : kids[1].end]
-    for password in DEFAULT_PASSWORDS:
+    for password in DEFAULT_PASSWORDS:  # a SHA-1 keystream per try: no budget needed
         plain = _unprotect(sealed, password)
         if plain is None:
             continue

@@ -286,7 +286,7 @@ def _legacy_encrypted(armor: Armor, hit: Hit) -> Sequence[KeyFinding]:
     if len(iv_bytes) != block or len(armor.body) % block:
         return ()
     # one MD5 round derives the key from a password: the defaults cost nothing to try
-    opened = passwords.open_legacy_pem(_armored(armor))
+    opened = passwords.open_legacy_pem(_armored(armor), hit.data)
     if opened is not None:
         return (hit.key_finding(opened, format="pem-legacy-encrypted", default_password=True),)
     return (
@@ -332,7 +332,7 @@ def _encrypted_pkcs8(encoded: bytes, hit: Hit) -> Sequence[KeyFinding]:
     if ciphertext < MIN_DER_BYTES or ciphertext % 8:
         return ()
     if der.cheap_to_try(encoded, parts[0], passwords.MAX_ITERATIONS):
-        opened = passwords.open_pkcs8(encoded)
+        opened = passwords.open_pkcs8(encoded, hit.data)
         if opened is not None:
             return (hit.key_finding(opened, format="pem-encrypted-pkcs8", default_password=True),)
     return (

@@ -13,8 +13,9 @@ without the password when one belongs to the key.
 
 from __future__ import annotations
 
+import itertools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -92,7 +93,7 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
     blob = bytes(data[pfx.start : pfx.end])
     if all(0 < n <= MAX_ITERATIONS for n in walk.iterations):
         cheap = all(n <= passwords.MAX_ITERATIONS for n in walk.iterations)  # keytool: 10,000
-        opened = _open(blob, passwords.DEFAULT_PASSWORDS if cheap else ())
+        opened = _open(blob, passwords.tries(data) if cheap else iter(()))
         if opened is not None:
             return _opened(hit, *opened)
     return (
@@ -107,10 +108,10 @@ def _validate(hit: Hit) -> Sequence[KeyFinding]:
 
 
 def _open(
-    blob: bytes, defaults: tuple[bytes, ...]
+    blob: bytes, defaults: Iterator[bytes]
 ) -> tuple[pkcs12.PKCS12KeyAndCertificates, bool] | None:
     """The PFX opened with no password, the empty one or one of `defaults` (then True)."""
-    for password in (None, b"", *defaults):
+    for password in itertools.chain((None, b""), defaults):  # lazily: each default costs budget
         try:
             # real-world PFX files carry sloppy certificates (negative serials): the
             # library's deprecation warnings are about the certificate, not the key

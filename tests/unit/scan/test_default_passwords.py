@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from agent.scan.validators.passwords import DEFAULT_PASSWORDS
+from agent.scan.validators.passwords import DEFAULT_PASSWORDS, MAX_TRIES_PER_WINDOW
 from agent.values import KeyFinding
 from tests import keys
 from tests.unit.scan import rulekit
@@ -84,3 +84,15 @@ def test_scrypt_is_never_tried() -> None:
     )
     (f,) = _scan(sealed.stdout)
     assert (f.format, f.encrypted, f.default_password) == ("pem-encrypted-pkcs8", True, False)
+
+
+def test_tries_are_bounded_per_window() -> None:
+    """A window packed with keys sealed under the last default: it is reached for the first
+    few only (each costs every try), and the rest are still reported, as encrypted."""
+    last = DEFAULT_PASSWORDS[-1]
+    sealed = [_sealed(keys.ec_key(), Enc.PEM, Priv.PKCS8, last) for _ in range(12)]
+    found = _scan(b"\n".join(sealed))
+    assert len(found) == 12
+    opened = [f for f in found if f.default_password]
+    assert len(opened) == MAX_TRIES_PER_WINDOW // len(DEFAULT_PASSWORDS)
+    assert all(f.encrypted for f in found if not f.default_password)
