@@ -390,6 +390,34 @@ def test_java_pkcs8_key_is_found(workdir: Path) -> None:
         core.unlink()
 
 
+def test_java_heap_dump_holds_the_key_found_through_the_cli(workdir: Path) -> None:
+    """A heap snapshot (`jmap -dump`, an .hprof) of a JVM holding a key it loaded from a deleted
+    PKCS#8 file: `egress-guard scan` names the key (the design counts heap snapshots as dumps)."""
+    _require("javac", "java", "jmap")
+    src = workdir / "Holder.java"
+    src.write_text(cores.JAVA_HOLDER)
+    subprocess.run(["javac", "-d", str(workdir), str(src)], check=True, timeout=120)
+    key = keys.rsa_key(2048)
+    der_file = workdir / "heap-key.p8"
+    der_file.write_bytes(keys.der(key).data)
+    argv = ["java", "-Xmx64m", "-Xms16m", "-XX:+UseSerialGC", "-cp", str(workdir), "Holder"]
+    heap = workdir / "java_pid.hprof"
+    with cores.holder([*argv, str(der_file)]) as (proc, _):
+        subprocess.run(
+            ["jmap", f"-dump:format=b,file={heap}", str(proc.pid)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    try:
+        event = _scan_one(heap)
+        assert keys.fingerprint(key) in {
+            f["fingerprint"] for f in event["egress_guard"]["findings"]
+        }
+    finally:
+        heap.unlink()
+
+
 def _java_ec_core(workdir: Path, *specs: str) -> tuple[Path, str]:
     _require("gcore", "javac", "java")
     src = workdir / "EcHolder.java"
