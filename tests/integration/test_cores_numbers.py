@@ -22,7 +22,7 @@ import pytest
 import zstandard
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from agent.scan import dumps
@@ -361,26 +361,23 @@ def test_go_keys_are_found_from_big_int_words(workdir: Path) -> None:
     assert curves == {"secp256r1", "secp521r1"}
 
 
-def test_java_pkcs8_key_is_found(workdir: Path) -> None:
-    """A key a Java program loaded from PKCS#8 is found from its BigInteger numbers."""
-    _require("gcore", "javac", "java")
+def _java_rsa_holder(workdir: Path, key_name: str) -> tuple[list[str], rsa.RSAPrivateKey]:
+    """The command of a JVM that loads a fresh RSA key from a PKCS#8 file, then deletes it."""
+    _require("javac", "java")
     src = workdir / "Holder.java"
     src.write_text(cores.JAVA_HOLDER)
     subprocess.run(["javac", "-d", str(workdir), str(src)], check=True, timeout=120)
     key = keys.rsa_key(2048)
-    der_file = workdir / "key.p8"
+    der_file = workdir / key_name
     der_file.write_bytes(keys.der(key).data)
-    argv = [
-        "java",
-        "-Xmx64m",
-        "-Xms16m",
-        "-XX:+UseSerialGC",
-        "-Xshare:off",
-        "-cp",
-        str(workdir),
-        "Holder",
-        str(der_file),
-    ]
+    argv = ["java", "-Xmx64m", "-Xms16m", "-XX:+UseSerialGC", "-Xshare:off", "-cp", str(workdir)]
+    return [*argv, "Holder", str(der_file)], key
+
+
+def test_java_pkcs8_key_is_found(workdir: Path) -> None:
+    """A key a Java program loaded from PKCS#8 is found from its BigInteger numbers."""
+    _require("gcore")
+    argv, key = _java_rsa_holder(workdir, "key.p8")
     with cores.holder(argv) as (proc, _):
         core = cores.gcore(proc.pid, workdir)
     try:
@@ -393,16 +390,10 @@ def test_java_pkcs8_key_is_found(workdir: Path) -> None:
 def test_java_heap_dump_holds_the_key_found_through_the_cli(workdir: Path) -> None:
     """A heap snapshot (`jmap -dump`, an .hprof) of a JVM holding a key it loaded from a deleted
     PKCS#8 file: `egress-guard scan` names the key (the design counts heap snapshots as dumps)."""
-    _require("javac", "java", "jmap")
-    src = workdir / "Holder.java"
-    src.write_text(cores.JAVA_HOLDER)
-    subprocess.run(["javac", "-d", str(workdir), str(src)], check=True, timeout=120)
-    key = keys.rsa_key(2048)
-    der_file = workdir / "heap-key.p8"
-    der_file.write_bytes(keys.der(key).data)
-    argv = ["java", "-Xmx64m", "-Xms16m", "-XX:+UseSerialGC", "-cp", str(workdir), "Holder"]
+    _require("jmap")
+    argv, key = _java_rsa_holder(workdir, "heap-key.p8")
     heap = workdir / "java_pid.hprof"
-    with cores.holder([*argv, str(der_file)]) as (proc, _):
+    with cores.holder(argv) as (proc, _):
         subprocess.run(
             ["jmap", f"-dump:format=b,file={heap}", str(proc.pid)],
             check=True,
