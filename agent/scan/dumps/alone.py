@@ -33,8 +33,7 @@ from agent.values import KeyFinding
 RULE = "rsa_number_search"
 FORMAT = "rsa-numbers-le"
 MAX_PER_SIZE = 4096  # numbers kept per size and stream: each new one meets all of them
-MAX_EVIDENCE = 65_536
-PRIME_ROUNDS_MAX_BITS = 2048  # a Miller-Rabin round on a bigger prime costs more than a few ms  # lowest limbs of possible private exponents kept per stream
+MAX_EVIDENCE = 65_536  # lowest limbs of possible private exponents kept per stream
 _PRODUCTS_AT_ONCE = 1 << 20  # 8 MiB of 64-bit products per numpy call
 _U64_MASK = (1 << 64) - 1
 _ONE, _TWO, _TOP = np.uint64(1), np.uint64(2), np.uint64(63)

@@ -377,7 +377,8 @@ def _encrypted(hit: Hit, kids: list[Tlv]) -> Sequence[KeyFinding]:
     size = kids[1].end - kids[1].content
     if block is None or size < MIN_CIPHERTEXT or size % block:
         return ()
-    opened = _with_default_password(data, kids[0], read_tlv(data, hit.start))
+    outer = read_tlv(data, hit.start)
+    opened = open_with_default_password(bytes(data[outer.start : outer.end]), data)
     if opened is not None:
         return (hit.key_finding(opened, format="der-encrypted-pkcs8", default_password=True),)
     return (
@@ -420,12 +421,16 @@ def encryption_block_size(data: memoryview | bytes, alg_id: Tlv) -> int | None:
     return block
 
 
-def cheap_to_try(data: memoryview | bytes, alg_id: Tlv, max_iterations: int) -> bool:
-    """A PBES2-with-PBKDF2 or PKCS#5/#12 PBE scheme of at most `max_iterations` rounds (not scrypt)."""
+def open_with_default_password(encrypted: bytes, window: object) -> PrivateKeyTypes | None:
+    """An EncryptedPrivateKeyInfo opened with a published default password, when its scheme is
+    cheap to try (PBES2 with PBKDF2, or PKCS#5/#12 PBE, within `passwords.MAX_ITERATIONS`; never
+    scrypt); the tries are counted against the scan `window` it was found in."""
     try:
-        return _cheap_to_try(data, alg_id, max_iterations)
-    except DerError:
-        return False
+        alg_id = children(encrypted, read_tlv(encrypted, 0))[0]
+        cheap = _cheap_to_try(encrypted, alg_id, passwords.MAX_ITERATIONS)
+    except (DerError, IndexError):
+        return None
+    return passwords.open_pkcs8(encrypted, window) if cheap else None
 
 
 def _cheap_to_try(data: memoryview | bytes, alg_id: Tlv, max_iterations: int) -> bool:
@@ -439,14 +444,6 @@ def _cheap_to_try(data: memoryview | bytes, alg_id: Tlv, max_iterations: int) ->
             return False
     iterations = pbe_iterations(data, alg_id)
     return iterations is not None and 0 < iterations <= max_iterations
-
-
-def _with_default_password(
-    data: memoryview | bytes, alg_id: Tlv, outer: Tlv
-) -> PrivateKeyTypes | None:
-    if not cheap_to_try(data, alg_id, passwords.MAX_ITERATIONS):
-        return None
-    return passwords.open_pkcs8(bytes(data[outer.start : outer.end]), data)
 
 
 def pbe_iterations(data: memoryview | bytes, alg_id: Tlv) -> int | None:

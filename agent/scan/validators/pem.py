@@ -49,7 +49,6 @@ _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 # "...\n" +<newline>"..." (Java, C#, JavaScript); PEM text never holds a quote
 _LITERAL_JOIN = re.compile(r"[\"']\s*\+?\s*[\"']")
 _MARKUP = re.compile(r"<[^<>]{0,512}>")
-_URL_ENCODED_BEGIN = ("-----BEGIN%20", "-----BEGIN+")
 
 # label -> format id users see for the unencrypted form
 _LABEL_FORMAT = {
@@ -227,9 +226,9 @@ def _cheap_to_prove(key: PrivateKeyTypes) -> bool:
 
 def url_decoded(text: str) -> str:
     """The text with its URL encoding undone, when it starts URL-encoded (`%20` or `+` for spaces)."""
-    if text.startswith(_URL_ENCODED_BEGIN[0]):
+    if text.startswith("-----BEGIN%20"):
         return urllib.parse.unquote(text)
-    if text.startswith(_URL_ENCODED_BEGIN[1]):
+    if text.startswith("-----BEGIN+"):
         return urllib.parse.unquote_plus(text)  # a form: `+` is a space, base64's `+` is %2B
     return text
 
@@ -331,10 +330,9 @@ def _encrypted_pkcs8(encoded: bytes, hit: Hit) -> Sequence[KeyFinding]:
         return ()
     if ciphertext < MIN_DER_BYTES or ciphertext % 8:
         return ()
-    if der.cheap_to_try(encoded, parts[0], passwords.MAX_ITERATIONS):
-        opened = passwords.open_pkcs8(encoded, hit.data)
-        if opened is not None:
-            return (hit.key_finding(opened, format="pem-encrypted-pkcs8", default_password=True),)
+    opened = der.open_with_default_password(encoded, hit.data)
+    if opened is not None:
+        return (hit.key_finding(opened, format="pem-encrypted-pkcs8", default_password=True),)
     return (
         hit.finding(
             format="pem-encrypted-pkcs8",
